@@ -1,0 +1,98 @@
+"""Leases: the token that closes the stale-set race of cache-aside.
+
+The race: reader A misses, starts loading; a writer updates the database and deletes
+the key; A finishes and stores the value it loaded *before* the update. The cache now
+holds stale data until the TTL ends.
+
+The fix, as memcache leases do it: on a miss, the reader atomically stores a *lease
+marker* (``0xC1 "lease:" token``) in the key's own slot, with a short expiry. Its
+final write is a compare-and-set that succeeds only if the slot still holds that exact
+marker. Anything that happened in between — a delete, an invalidation, an explicit
+``set``, a pattern delete of the prefix — replaced or removed the marker, so the late
+write is dropped. Keeping the marker in the value slot (rather than a second key)
+means every existing way of deleting a key also revokes its lease, with no extra
+bookkeeping. No serializer output starts with 0xC1 (see ``serializers``), so a marker
+is never mistaken for a value.
+
+A second reader that misses while a lease is out gets the marker back: it loads for
+its own caller but does not write, so the first reader's write is the one that lands.
+If the lease holder dies, the marker expires after ``lease_ttl`` and the next reader
+takes a new lease.
+
+Both scripts are one round trip: a hit is one EVALSHA, a miss is two (read-or-lease,
+then fill).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+__all__ = ["LEASE_PREFIX", "LeaseRead", "LeaseScripts", "is_lease", "new_lease_token"]
+
+LEASE_PREFIX = b"\xc1lease:"
+
+# KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in ms.
+# Returns the stored bytes (a value, or another reader's lease marker), or nil when the
+# key was empty and our lease now holds it.
+_READ_OR_LEASE = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  return v
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+# KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = value, ARGV[3] = ttl in ms.
+# Writes only if our lease still holds the slot: 1 if written, 0 if the lease was lost.
+_FILL_IF_LEASED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+def new_lease_token() -> bytes:
+    return LEASE_PREFIX + uuid.uuid4().hex.encode("ascii")
+
+
+def is_lease(data: bytes) -> bool:
+    return data.startswith(LEASE_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRead:
+    """The outcome of :meth:`LeaseScripts.read_or_lease`.
+
+    Exactly one of: ``value`` holds stored bytes (a hit); ``token`` is our lease (a miss
+    we may fill); both None (a miss while another reader holds the lease: load, do not
+    write).
+    """
+
+    value: bytes | None
+    token: bytes | None
+
+
+class LeaseScripts:
+    """The two lease scripts, registered once per client (EVALSHA, EVAL on NOSCRIPT)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._read_or_lease = client.register_script(_READ_OR_LEASE)
+        self._fill = client.register_script(_FILL_IF_LEASED)
+
+    def read_or_lease(self, key: str, lease_ms: int) -> LeaseRead:
+        token = new_lease_token()
+        stored = self._read_or_lease(keys=[key], args=[token, lease_ms])
+        if stored is None:
+            return LeaseRead(value=None, token=token)
+        if is_lease(stored):
+            return LeaseRead(value=None, token=None)
+        return LeaseRead(value=stored, token=None)
+
+    def fill(self, key: str, token: bytes, value: bytes, ttl_ms: int) -> bool:
+        return bool(self._fill(keys=[key], args=[token, value, ttl_ms]))

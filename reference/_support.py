@@ -1,0 +1,162 @@
+"""Small helpers every pattern shares: argument checks, key globbing, outage logging.
+
+Private to the reference package: the names here are not part of its public surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+
+from .errors import ConfigurationError
+
+logger = logging.getLogger("templategen.reference")
+
+#: The redis-py errors that mean "Redis is down or slow", as opposed to a bug such as a
+#: wrong command. Patterns translate these at the edge (fail open, or raise
+#: CacheUnavailableError).
+REDIS_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+_GLOB_SPECIALS = frozenset("*?[]\\")
+
+
+def require_prefix(prefix: object, name: str = "prefix") -> str:
+    """A key prefix: a non-empty str (it namespaces every key the pattern writes)."""
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigurationError(f"{name} must be a non-empty string, got {prefix!r}")
+    return prefix
+
+
+def require_positive_seconds(value: object, name: str) -> float:
+    """A duration in seconds: an int or float > 0 (bool is refused; it is not a duration)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def require_fraction(value: object, name: str, *, upper: float = 1.0) -> float:
+    """A fraction in [0, upper]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number between 0 and {upper}, got {value!r}")
+    if not math.isfinite(value) or not 0 <= value <= upper:
+        raise ConfigurationError(f"{name} must be a number between 0 and {upper}, got {value!r}")
+    return float(value)
+
+
+def require_callable(value: object, name: str = "loader") -> Callable[..., Any]:
+    if not callable(value):
+        raise ConfigurationError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def require_key(key: object, name: str = "key") -> str:
+    if not isinstance(key, str):
+        raise ConfigurationError(f"{name} must be a str, got {type(key).__name__}")
+    return key
+
+
+def to_ms(seconds: float) -> int:
+    """Seconds to whole milliseconds for PX/PEXPIRE, never below 1 (0 would be an error)."""
+    return max(1, round(seconds * 1000))
+
+
+def jittered_ms(seconds: float, jitter: float, rng: Callable[[], float] = random.random) -> int:
+    """``seconds`` spread uniformly by up to ±``jitter`` (a fraction), in milliseconds.
+
+    Keys written together with one TTL expire together and reload together; spreading
+    the TTL turns that synchronized burst into a trickle.
+    """
+    if jitter == 0:
+        return to_ms(seconds)
+    return to_ms(seconds * (1 + jitter * (2 * rng() - 1)))
+
+
+def escape_glob(text: str) -> str:
+    """Escape Redis glob metacharacters so ``text`` matches only itself in SCAN MATCH."""
+    return "".join("\\" + ch if ch in _GLOB_SPECIALS else ch for ch in text)
+
+
+def _batched(items: Iterable[bytes], size: int) -> Iterable[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def unlink_matching(client: redis.Redis, pattern: str, *, batch_size: int = 500) -> int:
+    """UNLINK every key matching the glob ``pattern``, ``batch_size`` keys per command.
+
+    UNLINK frees memory in a background thread, and batching turns N round trips into
+    N / batch_size. SCAN gives no snapshot: keys written while this runs may survive,
+    which is why per-call invalidation uses exact keys and leases instead.
+    """
+    deleted = 0
+    for batch in _batched(client.scan_iter(match=pattern, count=batch_size), batch_size):
+        deleted += int(client.unlink(*batch))
+    return deleted
+
+
+class OutageLog:
+    """Logs one warning when Redis becomes unreachable and one note when it is back.
+
+    A cache that fails open keeps serving from the loader during an outage; logging
+    every failed call would bury the one line that matters under thousands.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._down = False
+        self._lock = threading.Lock()
+
+    @property
+    def down(self) -> bool:
+        return self._down
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        logger.warning(
+            "%s: Redis unavailable (%s: %s); serving from the loader until it is back",
+            self._name,
+            type(exc).__name__,
+            exc,
+        )
+
+    def succeeded(self) -> None:
+        if not self._down:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if not self._down:
+                return
+            self._down = False
+        logger.warning("%s: Redis reachable again", self._name)
+
+
+def require_bytes_client(client: object) -> redis.Redis:
+    """A redis-py client that returns bytes: values are binary (msgpack, signed pickle)."""
+    if not isinstance(client, redis.Redis):
+        raise ConfigurationError(
+            f"client must be a redis.Redis instance, got {type(client).__name__}"
+        )
+    if client.get_connection_kwargs().get("decode_responses"):
+        raise ConfigurationError(
+            "client must be created with decode_responses=False: cached values are bytes"
+        )
+    return client

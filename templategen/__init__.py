@@ -1,0 +1,7 @@
+"""templategen: Redis caching patterns, a Python reference and a verified code generator."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pattern templates: one folder per pattern (data, not code); see templategen.registry."""
