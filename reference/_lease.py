@@ -30,14 +30,22 @@ from dataclasses import dataclass
 
 import redis
 
-__all__ = ["LEASE_PREFIX", "LeaseRead", "LeaseScripts", "is_lease", "new_lease_token"]
+__all__ = [
+    "FILL_IF_LEASED_LUA",
+    "LEASE_PREFIX",
+    "READ_OR_LEASE_LUA",
+    "LeaseRead",
+    "LeaseScripts",
+    "is_lease",
+    "new_lease_token",
+]
 
 LEASE_PREFIX = b"\xc1lease:"
 
 # KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in ms.
 # Returns the stored bytes (a value, or another reader's lease marker), or nil when the
 # key was empty and our lease now holds it.
-_READ_OR_LEASE = """
+READ_OR_LEASE_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v then
   return v
@@ -48,7 +56,7 @@ return false
 
 # KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = value, ARGV[3] = ttl in ms.
 # Writes only if our lease still holds the slot: 1 if written, 0 if the lease was lost.
-_FILL_IF_LEASED = """
+FILL_IF_LEASED_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
@@ -82,8 +90,8 @@ class LeaseScripts:
     """The two lease scripts, registered once per client (EVALSHA, EVAL on NOSCRIPT)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._read_or_lease = client.register_script(_READ_OR_LEASE)
-        self._fill = client.register_script(_FILL_IF_LEASED)
+        self._read_or_lease = client.register_script(READ_OR_LEASE_LUA)
+        self._fill = client.register_script(FILL_IF_LEASED_LUA)
 
     def read_or_lease(self, key: str, lease_ms: int) -> LeaseRead:
         token = new_lease_token()

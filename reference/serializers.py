@@ -144,6 +144,4 @@ def get_serializer(name: str, *, hmac_key: bytes | str | None = None) -> Seriali
                 "would let anyone who can write to Redis run code in this process"
             )
         return SignedPickleSerializer(hmac_key)
-    raise ConfigurationError(
-        f"unknown serializer {name!r}; allowed: {', '.join(SERIALIZER_NAMES)}"
-    )
+    raise ConfigurationError(f"unknown serializer {name!r}; allowed: {', '.join(SERIALIZER_NAMES)}")

@@ -1,11 +1,10 @@
-"""Serializers: round trips, refusal of unknown names, and signed pickle that never unpickles forgeries."""
+"""Serializers: round trips, unknown names refused, forged pickle never unpickled."""
 
 from __future__ import annotations
 
 import pickle
 
 import pytest
-
 from templategen.reference.errors import ConfigurationError, SerializationError, TamperedDataError
 from templategen.reference.serializers import SERIALIZER_NAMES, get_serializer
 
