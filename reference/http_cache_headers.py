@@ -1,0 +1,617 @@
+"""HTTP cache headers: ETags, conditional GETs, Cache-Control, Vary and surrogate keys.
+
+The pattern
+    The origin tells every cache on the way (browser, CDN, reverse proxy) how long a
+    response may be reused (``Cache-Control``), what it depends on (``Vary``) and how to
+    check it is still current (``ETag``, ``Last-Modified``); it answers a matching
+    conditional GET with a body-less ``304 Not Modified``. ``Surrogate-Key`` tags let a
+    CDN purge every response about one thing at once. The helpers here are
+    framework-neutral; :class:`CacheHeadersMiddleware` applies them to any WSGI app, with
+    a :class:`CachePolicy` per route (one policy, a function of the environ, or
+    :func:`prefix_rules`).
+
+Guarantees
+    * ``If-None-Match`` follows RFC 9110 §13.1.2: a comma-separated list of quoted
+      entity-tags (commas inside the quotes allowed), weak comparison, ``*``. Malformed
+      members are ignored, never matched; parsing never raises.
+    * ``If-Modified-Since`` (all three HTTP-date formats) counts only for GET and HEAD and
+      only when the request has no ``If-None-Match``; an invalid date is ignored.
+    * A 304 is only ever sent for GET or HEAD, only in place of a 200, and carries
+      ``Cache-Control``, ``Content-Location``, ``Date``, ``ETag``, ``Expires``,
+      ``Last-Modified``, ``Vary`` and the ``Surrogate-*`` fields of that 200 (those that
+      were set) and nothing else: no body, no ``Content-Length`` (a server may still add
+      its own; ``wsgiref`` adds ``Content-Length: 0``).
+    * ``Vary`` is merged with the app's, never replaced: case-insensitive de-duplication,
+      first spelling kept, ``*`` absorbs everything. The app's ``Cache-Control`` and
+      ``Surrogate-Control`` win over the policy's; ``Surrogate-Key`` lists are merged.
+    * :class:`CacheControl` refuses contradictory or meaningless directive sets with
+      :class:`ConfigurationError` naming both directives (see ``_CONFLICTS``).
+
+The middleware
+    For GET and HEAD it applies the policy's headers to 2xx and 304 responses. For a 200
+    whose ``Cache-Control`` lacks ``no-store`` and that has no ``ETag``, it buffers the body
+    (up to ``max_buffer_bytes``, default 1 MiB; a larger body is streamed on without an
+    ETag) and adds one. A HEAD response with an empty body gets no generated ETag: the
+    hash of nothing would not be the GET's ETag. When the app sets its own ETag, the
+    body is not buffered, and a 304 closes the app's iterable unread. Other methods pass
+    through untouched: a 412 for an unsafe method must be decided before the app changes
+    state, so the app calls :func:`evaluate_preconditions` itself.
+
+Not done
+    No cache of its own (it only emits headers and answers conditionals); no Range or
+    If-Range, If-Match or If-Unmodified-Since; no ASGI variant (kept small); generated
+    ETags hash the bytes the app emits, so a compressing layer *outside* it must change
+    or weaken them.
+
+Wire format (ports must match)
+    ETag: ``"`` + base64url without padding of the first 16 bytes of SHA-256(body) + ``"``
+    (22 characters inside the quotes); weak: ``W/`` before it. Cache-Control directives in
+    the order public, private, no-cache, no-store, must-revalidate, max-age, s-maxage,
+    stale-while-revalidate, stale-if-error, immutable, joined by ``", "``. Vary joined by
+    ``", "``; Surrogate-Key joined by one space. Dates: IMF-fixdate.
+
+Deviations from the design page
+    The design compares ``If-None-Match`` with ``===`` (lists, weak tags and ``*`` never
+    match, ``If-Modified-Since`` is ignored), answers 304 without its cache headers, and
+    overwrites ``Vary``. Its private route sends ``private, no-cache, must-revalidate``;
+    must-revalidate adds nothing to no-cache, so :func:`private_user_data` sends
+    ``private, no-cache``. The catalog's ``s-maxage=600, max-age=300`` is emitted in the
+    fixed order above: ``public, max-age=300, s-maxage=600``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from _typeshed import OptExcInfo
+
+__all__ = [
+    "CacheControl",
+    "CacheHeadersMiddleware",
+    "CachePolicy",
+    "EntityTag",
+    "PolicyFor",
+    "cdn_catalog",
+    "evaluate_preconditions",
+    "format_http_date",
+    "if_none_match_matches",
+    "make_etag",
+    "merge_vary",
+    "parse_entity_tag_list",
+    "parse_http_date",
+    "prefix_rules",
+    "private_user_data",
+    "public_api",
+    "static_assets",
+    "surrogate_key_header",
+]
+
+_ETAGC = "\x21\x23-\x7e\x80-\xff"  # RFC 9110 etagc: visible ASCII but '"', and obs-text
+_OPAQUE = re.compile(f"[{_ETAGC}]*")
+_SINGLE_ETAG = re.compile(f'[ \t]*(W/)?"([{_ETAGC}]*)"[ \t]*')
+_LIST_MEMBER = re.compile(f'(W/)?"([{_ETAGC}]*)"[ \t]*(?:,|\\Z)')
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SURROGATE_KEY = re.compile(r"[\x21-\x7e]+")
+_SAFE_METHODS = ("GET", "HEAD")  # method names are case-sensitive (RFC 9110 §9.1)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTag:
+    """An entity-tag (RFC 9110 §8.8.3); ``opaque`` is the text between the quotes."""
+
+    opaque: str
+    weak: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.opaque, str) or not _OPAQUE.fullmatch(self.opaque):
+            raise ConfigurationError(
+                f"entity-tag text {self.opaque!r} is invalid: allowed are visible ASCII "
+                "characters other than '\"', and bytes 0x80-0xFF"
+            )
+
+    def __str__(self) -> str:
+        return f'{"W/" if self.weak else ""}"{self.opaque}"'
+
+    @classmethod
+    def parse(cls, value: str) -> EntityTag | None:
+        """One ``ETag`` field value, or None when it is malformed."""
+        match = _SINGLE_ETAG.fullmatch(value)
+        return None if match is None else cls(match[2], weak=match[1] is not None)
+
+
+def make_etag(body: bytes, *, weak: bool = False) -> EntityTag:
+    """The ETag of ``body``: base64url of the first 16 bytes of its SHA-256."""
+    digest = hashlib.sha256(body).digest()[:16]
+    return EntityTag(base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"), weak=weak)
+
+
+def parse_entity_tag_list(value: str) -> tuple[EntityTag, ...]:
+    """The well-formed entity-tags of a list such as ``If-None-Match``; the rest is skipped."""
+    tags: list[EntityTag] = []
+    pos = 0
+    while pos < len(value):
+        if value[pos] in " \t,":  # empty list elements are legal (RFC 9110 §5.6.1)
+            pos += 1
+            continue
+        match = _LIST_MEMBER.match(value, pos)
+        if match is not None:
+            tags.append(EntityTag(match[2], weak=match[1] is not None))
+            pos = match.end()
+            continue
+        # A malformed member is dropped up to the next comma: it may cost a 304, never
+        # cause a wrong one.
+        comma = value.find(",", pos)
+        if comma < 0:
+            break
+        pos = comma + 1
+    return tuple(tags)
+
+
+def if_none_match_matches(field_value: str, etag: EntityTag | None, *, exists: bool = True) -> bool:
+    """Whether ``If-None-Match`` matches (its condition is false): weak comparison, or ``*``."""
+    if field_value.strip(" \t") == "*":
+        return exists
+    if etag is None:
+        return False
+    return any(tag.opaque == etag.opaque for tag in parse_entity_tag_list(field_value))
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT",
+    re.ASCII,
+)
+_RFC850_DATE = re.compile(
+    r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (\d\d)-([A-Z][a-z]{2})-(\d\d) "
+    r"(\d\d):(\d\d):(\d\d) GMT",
+    re.ASCII,
+)
+_ASCTIME_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})",
+    re.ASCII,
+)
+
+
+def parse_http_date(value: str) -> datetime | None:
+    """An HTTP-date in any of its three formats (RFC 9110 §5.6.7) as UTC, or None."""
+    value = value.strip(" \t")
+    if match := _IMF_FIXDATE.fullmatch(value):
+        day, month, year, hour, minute, second = match.groups()
+    elif match := _ASCTIME_DATE.fullmatch(value):
+        month, day, hour, minute, second, year = match.groups()
+    elif match := _RFC850_DATE.fullmatch(value):
+        day, month, short_year, hour, minute, second = match.groups()
+        # A two-digit year more than 50 years ahead means the century before.
+        this_year = datetime.now(UTC).year
+        full_year = this_year // 100 * 100 + int(short_year)
+        year = str(full_year - 100 if full_year > this_year + 50 else full_year)
+    else:
+        return None
+    if month not in _MONTHS:
+        return None
+    numbers = (int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute))
+    try:
+        return datetime(*numbers, int(second), tzinfo=UTC)
+    except ValueError:  # 31 Feb, second 60, ...: not a date this module can compare
+        return None
+
+
+def format_http_date(when: datetime) -> str:
+    """``when`` (timezone-aware) as an IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    if when.tzinfo is None:
+        raise ConfigurationError(f"an HTTP date needs a timezone-aware datetime, got {when!r}")
+    return format_datetime(when.astimezone(UTC), usegmt=True)
+
+
+def evaluate_preconditions(
+    method: str,
+    *,
+    if_none_match: str | None,
+    if_modified_since: str | None = None,
+    etag: EntityTag | None = None,
+    last_modified: datetime | None = None,
+    exists: bool = True,
+) -> int | None:
+    """RFC 9110 §13.2.2 steps 3-4: 304, 412, or None to carry on with the request.
+
+    Call it only when the request would otherwise succeed (2xx), and for unsafe methods
+    before changing any state: 412 means "do not perform the method".
+    """
+    safe = method in _SAFE_METHODS
+    if if_none_match is not None:
+        if if_none_match_matches(if_none_match, etag, exists=exists):
+            return 304 if safe else 412
+        return None
+    if not safe or if_modified_since is None or last_modified is None:
+        return None
+    since = parse_http_date(if_modified_since)
+    if since is not None and last_modified.replace(microsecond=0) <= since:
+        return 304
+    return None
+
+
+# (field, directive) in the order they are written.
+_DIRECTIVES = (
+    ("public", "public"),
+    ("private", "private"),
+    ("no_cache", "no-cache"),
+    ("no_store", "no-store"),
+    ("must_revalidate", "must-revalidate"),
+    ("max_age", "max-age"),
+    ("s_maxage", "s-maxage"),
+    ("stale_while_revalidate", "stale-while-revalidate"),
+    ("stale_if_error", "stale-if-error"),
+    ("immutable", "immutable"),
+)
+_NAME = dict(_DIRECTIVES)
+_NO_STORE_WHY = (
+    "no-store forbids storing, so directives about reusing a stored response mean nothing"
+)
+_NO_STALE_WHY = "{0} forbids serving a stale response (RFC 9111 §4.2.4)"
+# Pairs of directives refused together, and why.
+_CONFLICTS: tuple[tuple[str, str, str], ...] = (
+    ("public", "private", "a response is either shareable or for one user"),
+    ("private", "s_maxage", "s-maxage is for shared caches, which private excludes"),
+    *(
+        ("no_store", other, _NO_STORE_WHY)
+        for other in ("public", "no_cache", "must_revalidate", "max_age", "s_maxage")
+    ),
+    *(
+        ("no_store", other, _NO_STORE_WHY)
+        for other in ("stale_while_revalidate", "stale_if_error", "immutable")
+    ),
+    ("no_cache", "immutable", "no-cache revalidates every use; immutable says never revalidate"),
+    *(
+        (strict, stale, _NO_STALE_WHY.format(_NAME[strict]))
+        for strict in ("no_cache", "must_revalidate")
+        for stale in ("stale_while_revalidate", "stale_if_error")
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheControl:
+    """A validated ``Cache-Control`` response header; ``str()`` gives the field value.
+
+    Deltas are whole seconds >= 0. Refused together: public+private, private+s-maxage,
+    no-store with anything but private, no-cache or must-revalidate with immutable or
+    stale-*. immutable needs max-age; stale-* need max-age or s-maxage.
+    """
+
+    max_age: int | None = None
+    s_maxage: int | None = None
+    stale_while_revalidate: int | None = None
+    stale_if_error: int | None = None
+    public: bool = False
+    private: bool = False
+    no_cache: bool = False
+    no_store: bool = False
+    must_revalidate: bool = False
+    immutable: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("max_age", "s_maxage", "stale_while_revalidate", "stale_if_error"):
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 0
+                ):
+                    raise ConfigurationError(
+                        f"{_NAME[f.name]} must be a whole number of seconds >= 0, got {value!r}"
+                    )
+            elif not isinstance(value, bool):
+                raise ConfigurationError(f"{_NAME[f.name]} must be True or False, got {value!r}")
+        on = {name for name, _ in _DIRECTIVES if getattr(self, name) not in (None, False)}
+        if not on:
+            raise ConfigurationError("Cache-Control needs at least one directive")
+        for first, second, why in _CONFLICTS:
+            if first in on and second in on:
+                raise ConfigurationError(
+                    f"Cache-Control cannot combine {_NAME[first]} with {_NAME[second]}: {why}"
+                )
+        if self.immutable and self.max_age is None:
+            raise ConfigurationError(
+                "Cache-Control immutable needs max-age: it only spares revalidation while fresh"
+            )
+        for stale in ("stale_while_revalidate", "stale_if_error"):
+            if stale in on and self.max_age is None and self.s_maxage is None:
+                raise ConfigurationError(
+                    f"Cache-Control {_NAME[stale]} needs max-age or s-maxage to be stale after"
+                )
+
+    def __str__(self) -> str:
+        parts = []
+        for name, directive in _DIRECTIVES:
+            value = getattr(self, name)
+            if value is True:
+                parts.append(directive)
+            elif value is not None and value is not False:
+                parts.append(f"{directive}={value}")
+        return ", ".join(parts)
+
+
+def merge_vary(*values: str | None) -> str:
+    """Vary field values merged: case-insensitive de-duplication, ``*`` absorbs the rest."""
+    names: dict[str, str] = {}
+    for value in values:
+        for member in (value or "").split(","):
+            name = member.strip(" \t")
+            if name == "*":
+                return "*"
+            if name:
+                names.setdefault(name.lower(), name)
+    return ", ".join(names.values())
+
+
+def surrogate_key_header(keys: Iterable[str]) -> str:
+    """A ``Surrogate-Key`` value: the keys, validated and de-duplicated, space-separated."""
+    if isinstance(keys, str):
+        raise ConfigurationError(
+            f"surrogate keys must be a collection of keys, not one string: {keys!r}"
+        )
+    unique: dict[str, None] = {}
+    for key in keys:
+        if not isinstance(key, str) or not _SURROGATE_KEY.fullmatch(key):
+            raise ConfigurationError(
+                f"surrogate key {key!r} is invalid: a key is one or more visible ASCII "
+                "characters, with no whitespace or control characters"
+            )
+        unique[key] = None
+    return " ".join(unique)
+
+
+_SURROGATE_CONTROL_FIELDS = {"max_age", "stale_while_revalidate", "stale_if_error", "no_store"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachePolicy:
+    """What the middleware adds to a route's responses.
+
+    ``surrogate_control`` may use only max-age, stale-while-revalidate, stale-if-error
+    and no-store. ``etag``: generate one when the app sets none.
+    """
+
+    cache_control: CacheControl | None = None
+    vary: tuple[str, ...] = ()
+    surrogate_keys: tuple[str, ...] = ()
+    surrogate_control: CacheControl | None = None
+    etag: bool = True
+    weak_etag: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vary", "surrogate_keys"):
+            if isinstance(getattr(self, name), str):
+                raise ConfigurationError(f"{name} must be a tuple of names, not one string")
+        bad_vary = [name for name in self.vary if name != "*" and not _TOKEN.fullmatch(name)]
+        if bad_vary:
+            raise ConfigurationError(f"vary names must be header field names, got {bad_vary!r}")
+        surrogate_key_header(self.surrogate_keys)
+        if self.surrogate_control is not None:
+            used = {f.name for f in fields(self.surrogate_control)} - _SURROGATE_CONTROL_FIELDS
+            used = {name for name in used if getattr(self.surrogate_control, name)}
+            if used:
+                raise ConfigurationError(
+                    f"Surrogate-Control cannot carry {', '.join(sorted(_NAME[u] for u in used))}: "
+                    "allowed are max-age, stale-while-revalidate, stale-if-error and no-store"
+                )
+
+
+def static_assets(max_age: int = 31_536_000) -> CachePolicy:
+    """Fingerprinted static files: ``public, max-age=31536000, immutable``, no ETag hashing."""
+    return CachePolicy(
+        cache_control=CacheControl(public=True, max_age=max_age, immutable=True), etag=False
+    )
+
+
+def public_api(
+    *,
+    max_age: int = 300,
+    stale_while_revalidate: int = 60,
+    vary: tuple[str, ...] = ("Accept-Encoding",),
+) -> CachePolicy:
+    """A public API response: ``public, max-age=300, stale-while-revalidate=60`` and an ETag."""
+    return CachePolicy(
+        cache_control=CacheControl(
+            public=True, max_age=max_age, stale_while_revalidate=stale_while_revalidate
+        ),
+        vary=vary,
+    )
+
+
+def private_user_data() -> CachePolicy:
+    """Per-user data: ``private, no-cache``; the ETag makes each revalidation cheap."""
+    return CachePolicy(cache_control=CacheControl(private=True, no_cache=True))
+
+
+def cdn_catalog(
+    surrogate_keys: Iterable[str], *, max_age: int = 300, s_maxage: int = 600
+) -> CachePolicy:
+    """CDN-cached and purged by key: ``public, max-age=300, s-maxage=600`` + Surrogate-Key."""
+    surrogate_key_header(surrogate_keys)  # refuses one bare string before tuple() splits it
+    return CachePolicy(
+        cache_control=CacheControl(public=True, max_age=max_age, s_maxage=s_maxage),
+        surrogate_keys=tuple(surrogate_keys),
+    )
+
+
+PolicyFor = Callable[["WSGIEnvironment"], CachePolicy | None]
+
+
+def prefix_rules(rules: Mapping[str, CachePolicy], default: CachePolicy | None = None) -> PolicyFor:
+    """Policy by the longest matching path prefix, on segment boundaries (/static ≠ /statics)."""
+    for prefix in rules:
+        if not prefix.startswith("/"):
+            raise ConfigurationError(f"path prefixes must start with '/', got {prefix!r}")
+    ordered = sorted(rules.items(), key=lambda item: len(item[0]), reverse=True)
+
+    def policy_for(environ: WSGIEnvironment) -> CachePolicy | None:
+        path = environ.get("PATH_INFO") or "/"
+        for prefix, policy in ordered:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return policy
+        return default
+
+    return policy_for
+
+
+# What a 304 keeps of its 200 (RFC 9110 §15.4.5, plus what guides cache updates).
+_KEPT_ON_304 = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"}
+    | {"surrogate-control", "surrogate-key"}
+)
+Headers = list[tuple[str, str]]
+
+
+def _get(headers: Headers, name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
+def _apply_policy(policy: CachePolicy, headers: Headers) -> Headers:
+    merged = [(k, v) for k, v in headers if k.lower() not in ("vary", "surrogate-key")]
+    if policy.cache_control is not None and _get(headers, "cache-control") is None:
+        merged.append(("Cache-Control", str(policy.cache_control)))
+    app_vary = [v for k, v in headers if k.lower() == "vary"]
+    if vary := merge_vary(*app_vary, ", ".join(policy.vary)):
+        merged.append(("Vary", vary))
+    app_keys = [key for k, v in headers if k.lower() == "surrogate-key" for key in v.split()]
+    if keys := " ".join(dict.fromkeys([*app_keys, *policy.surrogate_keys])):
+        merged.append(("Surrogate-Key", keys))
+    if policy.surrogate_control is not None and _get(headers, "surrogate-control") is None:
+        merged.append(("Surrogate-Control", str(policy.surrogate_control)))
+    return merged
+
+
+def _has_no_store(cache_control: str | None) -> bool:
+    directives = (
+        part.split("=", 1)[0].strip().lower() for part in (cache_control or "").split(",")
+    )
+    return "no-store" in directives
+
+
+class _Capture:
+    """The start_response handed to the app: holds status and headers until we decide."""
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.server_start_response = start_response
+        self.status: str | None = None
+        self.headers: Headers = []
+        self.exc_info: OptExcInfo | None = None
+        self.written: list[bytes] = []
+        self.forwarded = False
+
+    def __call__(
+        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        if self.forwarded:  # an error after the headers went out: the server decides
+            return self.server_start_response(status, headers, exc_info)
+        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        return self.written.append
+
+    def forward(self, status: str, headers: Headers) -> None:
+        self.forwarded = True
+        self.server_start_response(status, headers, self.exc_info)
+
+
+class _Body:
+    """The chunks to send, closing the app's own iterable when the server closes us."""
+
+    def __init__(self, chunks: Iterator[bytes], result: Iterable[bytes]) -> None:
+        self._chunks, self._result = chunks, result
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+class CacheHeadersMiddleware:
+    """Adds a route's cache headers and ETag to a WSGI app and answers 304s for it."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        policy: CachePolicy | PolicyFor,
+        *,
+        max_buffer_bytes: int = 1 << 20,
+    ) -> None:
+        if isinstance(max_buffer_bytes, bool) or not isinstance(max_buffer_bytes, int):
+            raise ConfigurationError(f"max_buffer_bytes must be an int, got {max_buffer_bytes!r}")
+        if max_buffer_bytes < 0:
+            raise ConfigurationError(f"max_buffer_bytes must be >= 0, got {max_buffer_bytes}")
+        self.app = app
+        self.policy_for: PolicyFor = (
+            (lambda _environ: policy) if isinstance(policy, CachePolicy) else policy
+        )
+        self.max_buffer_bytes = max_buffer_bytes
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        policy = self.policy_for(environ) if method in _SAFE_METHODS else None
+        if policy is None:
+            return self.app(environ, start_response)
+        capture = _Capture(start_response)
+        result = self.app(environ, capture)
+        rest = iter(result)
+        chunks = capture.written
+        while capture.status is None:  # an app may call start_response on its first chunk
+            chunk = next(rest, None)
+            if chunk is None:
+                _Body(rest, result).close()
+                raise RuntimeError("the WSGI app returned without calling start_response")
+            chunks.append(chunk)
+        status, code = capture.status, int(capture.status[:3])
+        headers = capture.headers
+        if 200 <= code < 300 or code == 304:
+            headers = _apply_policy(policy, headers)
+        if code != 200 or _has_no_store(_get(headers, "cache-control")):
+            capture.forward(status, headers)
+            return _Body(chain(chunks, rest), result)
+
+        etag_value = _get(headers, "etag")
+        etag = EntityTag.parse(etag_value) if etag_value is not None else None
+        if etag_value is None and policy.etag:
+            size = sum(map(len, chunks))
+            for chunk in rest:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.max_buffer_bytes:
+                    break
+            else:  # the whole body is in hand
+                if method == "GET" or size > 0:
+                    etag = make_etag(b"".join(chunks), weak=policy.weak_etag)
+                    headers.append(("ETag", str(etag)))
+
+        last_modified = _get(headers, "last-modified")
+        if (
+            evaluate_preconditions(
+                method,
+                if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+                if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+                etag=etag,
+                last_modified=parse_http_date(last_modified) if last_modified else None,
+            )
+            == 304
+        ):
+            _Body(rest, result).close()  # the rest of the body is never read
+            capture.forward(
+                "304 Not Modified", [h for h in headers if h[0].lower() in _KEPT_ON_304]
+            )
+            return []
+        capture.forward(status, headers)
+        return _Body(chain(chunks, rest), result)
