@@ -9,7 +9,14 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
-__all__ = ["RUNNER_OPS", "Scenario", "ScenarioFileError", "load_scenarios"]
+__all__ = [
+    "RUNNER_OPS",
+    "Scenario",
+    "ScenarioFileError",
+    "load_option_sets",
+    "load_scenarios",
+    "parse_scenarios",
+]
 
 #: Steps the runner carries out itself; every other op is sent to the driver.
 RUNNER_OPS = frozenset({"redis", "sleep"})
@@ -103,3 +110,20 @@ def load_scenarios(pattern: str) -> list[Scenario]:
     if not path.is_file():
         return []
     return parse_scenarios(pattern, path.read_text(encoding="utf-8"), f"{pattern}/scenarios.json")
+
+
+def load_option_sets(pattern: str) -> dict[str, dict[str, Any]]:
+    """Named non-default option sets the suite also runs (``"option_sets"`` in the file).
+
+    Each is a partial mapping of option values laid over the defaults; the usual one,
+    ``non_default``, is hostile on purpose: quotes, a backslash, non-ASCII and template
+    syntax in strings, other names, other TTLs, another serializer.
+    """
+    path = scenario_file(pattern)
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    sets = data.get("option_sets", {})
+    if not isinstance(sets, dict) or not all(isinstance(v, dict) for v in sets.values()):
+        raise ScenarioFileError(f"{pattern}/scenarios.json: option_sets must map names to objects")
+    return {str(k): dict(v) for k, v in sets.items()}

@@ -26,9 +26,11 @@ class Adapter:
         self, module: ModuleType, client: redis.Redis, options: dict[str, Any], driver: Any
     ) -> None:
         self.options = options
-        cache_cls = getattr(module, options.get("class_name", "CacheAside"))
-        config_cls = getattr(module, options.get("config_class_name", "CacheConfig"))
-        manager_cls = getattr(module, options.get("manager_class_name", "CacheManager"))
+        # The reference keeps its own names; a rendered file uses the ones asked for.
+        names = options if driver.baked else {}
+        cache_cls = getattr(module, names.get("class_name", "CacheAside"))
+        config_cls = getattr(module, names.get("config_class_name", "CacheConfig"))
+        manager_cls = getattr(module, names.get("manager_class_name", "CacheManager"))
         if driver.baked:
             # A rendered file carries the options as its defaults: construct with none,
             # so the suite checks that the baked-in values are the ones asked for.
@@ -43,6 +45,7 @@ class Adapter:
                 negative_ttl=_seconds(options.get("negative_ttl")),
                 jitter=float(options.get("jitter", 0)),
                 lease_ttl=float(options.get("lease_ttl", 10)),
+                fail_open=bool(options.get("fail_open", True)),
             )
         self.cache = cache_cls(client, config)
         self.manager = manager_cls(client)
