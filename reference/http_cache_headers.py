@@ -1,62 +1,52 @@
 """HTTP cache headers: ETags, conditional GETs, Cache-Control, Vary and surrogate keys.
 
-The pattern
-    The origin tells every cache on the way (browser, CDN, reverse proxy) how long a
-    response may be reused (``Cache-Control``), what it depends on (``Vary``) and how to
-    check it is still current (``ETag``, ``Last-Modified``); it answers a matching
-    conditional GET with a body-less ``304 Not Modified``. ``Surrogate-Key`` tags let a
-    CDN purge every response about one thing at once. The helpers here are
-    framework-neutral; :class:`CacheHeadersMiddleware` applies them to any WSGI app, with
-    a :class:`CachePolicy` per route (one policy, a function of the environ, or
-    :func:`prefix_rules`).
+The pattern: the origin tells every cache on the way (browser, CDN, proxy) how long a
+response may be reused (Cache-Control), what it depends on (Vary) and how to check it is
+still current (ETag, Last-Modified), and answers a matching conditional GET with a
+body-less 304. Surrogate-Key tags let a CDN purge every response about one thing at once.
+The helpers are framework-neutral; :class:`CacheHeadersMiddleware` applies them to a WSGI
+app with a :class:`CachePolicy` per route (one policy, a function of the environ, or
+:func:`prefix_rules`); :func:`static_assets`, :func:`public_api`,
+:func:`private_user_data` and :func:`cdn_catalog` are the design's route kinds.
 
 Guarantees
-    * ``If-None-Match`` follows RFC 9110 §13.1.2: a comma-separated list of quoted
-      entity-tags (commas inside the quotes allowed), weak comparison, ``*``. Malformed
-      members are ignored, never matched; parsing never raises.
-    * ``If-Modified-Since`` (all three HTTP-date formats) counts only for GET and HEAD and
-      only when the request has no ``If-None-Match``; an invalid date is ignored.
-    * A 304 is only ever sent for GET or HEAD, only in place of a 200, and carries
-      ``Cache-Control``, ``Content-Location``, ``Date``, ``ETag``, ``Expires``,
-      ``Last-Modified``, ``Vary`` and the ``Surrogate-*`` fields of that 200 (those that
-      were set) and nothing else: no body, no ``Content-Length`` (a server may still add
-      its own; ``wsgiref`` adds ``Content-Length: 0``).
-    * ``Vary`` is merged with the app's, never replaced: case-insensitive de-duplication,
-      first spelling kept, ``*`` absorbs everything. The app's ``Cache-Control`` and
-      ``Surrogate-Control`` win over the policy's; ``Surrogate-Key`` lists are merged.
-    * :class:`CacheControl` refuses contradictory or meaningless directive sets with
-      :class:`ConfigurationError` naming both directives (see ``_CONFLICTS``).
+    * If-None-Match per RFC 9110 §13.1.2: a list of quoted entity-tags (commas allowed
+      inside the quotes), weak comparison, ``*``. Malformed members are skipped, never
+      matched; no parser here raises.
+    * If-Modified-Since (any of the three HTTP-date formats) counts only for GET and HEAD
+      and only without If-None-Match; an invalid date is ignored.
+    * 304 only for GET and HEAD, only in place of a 200. It carries the 200's
+      Cache-Control, Content-Location, Date, ETag, Expires, Last-Modified, Vary and
+      Surrogate-* fields (those set) and nothing else: no body, no Content-Length (a
+      server may add its own; wsgiref adds ``Content-Length: 0``).
+    * Vary is merged with the app's, never replaced (case-insensitive, first spelling
+      kept, ``*`` absorbs all); Surrogate-Key lists are merged; the app's own
+      Cache-Control and Surrogate-Control win over the policy's.
+    * :class:`CacheControl` refuses contradictory or meaningless sets, naming both
+      directives (``_CONFLICTS`` lists them with the reason).
 
-The middleware
-    For GET and HEAD it applies the policy's headers to 2xx and 304 responses. For a 200
-    whose ``Cache-Control`` lacks ``no-store`` and that has no ``ETag``, it buffers the body
-    (up to ``max_buffer_bytes``, default 1 MiB; a larger body is streamed on without an
-    ETag) and adds one. A HEAD response with an empty body gets no generated ETag: the
-    hash of nothing would not be the GET's ETag. When the app sets its own ETag, the
-    body is not buffered, and a 304 closes the app's iterable unread. Other methods pass
-    through untouched: a 412 for an unsafe method must be decided before the app changes
-    state, so the app calls :func:`evaluate_preconditions` itself.
+The middleware, for GET and HEAD only: it adds the policy's headers to 2xx and 304
+responses. A 200 without ``no-store`` and without an ETag of the app's has its body
+buffered up to ``max_buffer_bytes`` (1 MiB) and hashed into one; a larger body streams on
+without. A HEAD with an empty body gets none (it would not be the GET's). With the app's
+own ETag nothing is buffered, and a 304 closes the app's iterable unread. Other methods
+pass through untouched: a 412 must be decided before the app changes state, so such an
+app calls :func:`evaluate_preconditions` itself.
 
-Not done
-    No cache of its own (it only emits headers and answers conditionals); no Range or
-    If-Range, If-Match or If-Unmodified-Since; no ASGI variant (kept small); generated
-    ETags hash the bytes the app emits, so a compressing layer *outside* it must change
-    or weaken them.
+Not done: no cache of its own (it only emits headers and answers conditionals); no Range,
+If-Range, If-Match or If-Unmodified-Since; no ASGI variant. Generated ETags hash the bytes
+the app emits: a compressing layer outside this one must change or weaken them.
 
-Wire format (ports must match)
-    ETag: ``"`` + base64url without padding of the first 16 bytes of SHA-256(body) + ``"``
-    (22 characters inside the quotes); weak: ``W/`` before it. Cache-Control directives in
-    the order public, private, no-cache, no-store, must-revalidate, max-age, s-maxage,
-    stale-while-revalidate, stale-if-error, immutable, joined by ``", "``. Vary joined by
-    ``", "``; Surrogate-Key joined by one space. Dates: IMF-fixdate.
+Wire format (other languages match it): ETag = ``"`` + unpadded base64url of the first 16
+bytes of SHA-256(body) + ``"`` (22 characters between the quotes), weak with ``W/`` in
+front. Cache-Control directives in the order of ``_DIRECTIVES``, joined by ``", "``;
+Vary joined by ``", "``; Surrogate-Key by one space; Last-Modified is the app's.
 
-Deviations from the design page
-    The design compares ``If-None-Match`` with ``===`` (lists, weak tags and ``*`` never
-    match, ``If-Modified-Since`` is ignored), answers 304 without its cache headers, and
-    overwrites ``Vary``. Its private route sends ``private, no-cache, must-revalidate``;
-    must-revalidate adds nothing to no-cache, so :func:`private_user_data` sends
-    ``private, no-cache``. The catalog's ``s-maxage=600, max-age=300`` is emitted in the
-    fixed order above: ``public, max-age=300, s-maxage=600``.
+Deviations from the design page: it compares If-None-Match with ``===`` (lists, weak tags
+and ``*`` never match; If-Modified-Since is never looked at), sends 304 without its cache
+headers and overwrites Vary. Its private route's ``must-revalidate`` adds nothing to
+``no-cache`` and is dropped; its catalog's ``s-maxage=600, max-age=300`` comes out in the
+fixed order as ``public, max-age=300, s-maxage=600``.
 """
 
 from __future__ import annotations
@@ -65,9 +55,8 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -86,7 +75,6 @@ __all__ = [
     "PolicyFor",
     "cdn_catalog",
     "evaluate_preconditions",
-    "format_http_date",
     "if_none_match_matches",
     "make_etag",
     "merge_vary",
@@ -209,13 +197,6 @@ def parse_http_date(value: str) -> datetime | None:
         return None
 
 
-def format_http_date(when: datetime) -> str:
-    """``when`` (timezone-aware) as an IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
-    if when.tzinfo is None:
-        raise ConfigurationError(f"an HTTP date needs a timezone-aware datetime, got {when!r}")
-    return format_datetime(when.astimezone(UTC), usegmt=True)
-
-
 def evaluate_preconditions(
     method: str,
     *,
@@ -230,6 +211,8 @@ def evaluate_preconditions(
     Call it only when the request would otherwise succeed (2xx), and for unsafe methods
     before changing any state: 412 means "do not perform the method".
     """
+    if last_modified is not None and last_modified.tzinfo is None:
+        raise ConfigurationError(f"last_modified must be timezone-aware, got {last_modified!r}")
     safe = method in _SAFE_METHODS
     if if_none_match is not None:
         if if_none_match_matches(if_none_match, etag, exists=exists):
@@ -257,29 +240,26 @@ _DIRECTIVES = (
     ("immutable", "immutable"),
 )
 _NAME = dict(_DIRECTIVES)
-_NO_STORE_WHY = (
-    "no-store forbids storing, so directives about reusing a stored response mean nothing"
-)
-_NO_STALE_WHY = "{0} forbids serving a stale response (RFC 9111 §4.2.4)"
+_DELTAS = ("max_age", "s_maxage", "stale_while_revalidate", "stale_if_error")
+_NO_STORE_WHY = "no-store forbids storing, so rules for reusing a stored response mean nothing"
+_NO_STALE_WHY = "{} forbids serving a stale response (RFC 9111 §4.2.4)"
 # Pairs of directives refused together, and why.
 _CONFLICTS: tuple[tuple[str, str, str], ...] = (
     ("public", "private", "a response is either shareable or for one user"),
     ("private", "s_maxage", "s-maxage is for shared caches, which private excludes"),
-    *(
-        ("no_store", other, _NO_STORE_WHY)
-        for other in ("public", "no_cache", "must_revalidate", "max_age", "s_maxage")
-    ),
-    *(
-        ("no_store", other, _NO_STORE_WHY)
-        for other in ("stale_while_revalidate", "stale_if_error", "immutable")
-    ),
+    *(("no_store", other, _NO_STORE_WHY) for other, _ in _DIRECTIVES[2:] if other != "no_store"),
+    ("no_store", "public", _NO_STORE_WHY),
     ("no_cache", "immutable", "no-cache revalidates every use; immutable says never revalidate"),
     *(
         (strict, stale, _NO_STALE_WHY.format(_NAME[strict]))
         for strict in ("no_cache", "must_revalidate")
-        for stale in ("stale_while_revalidate", "stale_if_error")
+        for stale in _DELTAS[2:]
     ),
 )
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -303,17 +283,14 @@ class CacheControl:
     immutable: bool = False
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("max_age", "s_maxage", "stale_while_revalidate", "stale_if_error"):
-                if value is not None and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 0
-                ):
-                    raise ConfigurationError(
-                        f"{_NAME[f.name]} must be a whole number of seconds >= 0, got {value!r}"
-                    )
-            elif not isinstance(value, bool):
-                raise ConfigurationError(f"{_NAME[f.name]} must be True or False, got {value!r}")
+        for name, directive in _DIRECTIVES:
+            value = getattr(self, name)
+            if name not in _DELTAS and not isinstance(value, bool):
+                raise ConfigurationError(f"{directive} must be True or False, got {value!r}")
+            if name in _DELTAS and value is not None and not _is_seconds(value):
+                raise ConfigurationError(
+                    f"{directive} must be a whole number of seconds >= 0, got {value!r}"
+                )
         on = {name for name, _ in _DIRECTIVES if getattr(self, name) not in (None, False)}
         if not on:
             raise ConfigurationError("Cache-Control needs at least one directive")
@@ -326,7 +303,7 @@ class CacheControl:
             raise ConfigurationError(
                 "Cache-Control immutable needs max-age: it only spares revalidation while fresh"
             )
-        for stale in ("stale_while_revalidate", "stale_if_error"):
+        for stale in _DELTAS[2:]:
             if stale in on and self.max_age is None and self.s_maxage is None:
                 raise ConfigurationError(
                     f"Cache-Control {_NAME[stale]} needs max-age or s-maxage to be stale after"
@@ -399,14 +376,18 @@ class CachePolicy:
         if bad_vary:
             raise ConfigurationError(f"vary names must be header field names, got {bad_vary!r}")
         surrogate_key_header(self.surrogate_keys)
-        if self.surrogate_control is not None:
-            used = {f.name for f in fields(self.surrogate_control)} - _SURROGATE_CONTROL_FIELDS
-            used = {name for name in used if getattr(self.surrogate_control, name)}
-            if used:
-                raise ConfigurationError(
-                    f"Surrogate-Control cannot carry {', '.join(sorted(_NAME[u] for u in used))}: "
-                    "allowed are max-age, stale-while-revalidate, stale-if-error and no-store"
-                )
+        control = self.surrogate_control
+        if control is not None and (
+            extra := [
+                d
+                for n, d in _DIRECTIVES
+                if getattr(control, n) and n not in _SURROGATE_CONTROL_FIELDS
+            ]
+        ):
+            raise ConfigurationError(
+                f"Surrogate-Control cannot carry {', '.join(extra)}: allowed are max-age, "
+                "stale-while-revalidate, stale-if-error and no-store"
+            )
 
 
 def static_assets(max_age: int = 31_536_000) -> CachePolicy:
@@ -550,10 +531,10 @@ class CacheHeadersMiddleware:
         *,
         max_buffer_bytes: int = 1 << 20,
     ) -> None:
-        if isinstance(max_buffer_bytes, bool) or not isinstance(max_buffer_bytes, int):
-            raise ConfigurationError(f"max_buffer_bytes must be an int, got {max_buffer_bytes!r}")
-        if max_buffer_bytes < 0:
-            raise ConfigurationError(f"max_buffer_bytes must be >= 0, got {max_buffer_bytes}")
+        if not _is_seconds(max_buffer_bytes):  # the same check: a whole number >= 0
+            raise ConfigurationError(
+                f"max_buffer_bytes must be an int >= 0, got {max_buffer_bytes!r}"
+            )
         self.app = app
         self.policy_for: PolicyFor = (
             (lambda _environ: policy) if isinstance(policy, CachePolicy) else policy
@@ -567,14 +548,24 @@ class CacheHeadersMiddleware:
             return self.app(environ, start_response)
         capture = _Capture(start_response)
         result = self.app(environ, capture)
+        try:
+            return self._respond(environ, method, policy, capture, result)
+        except BaseException:
+            _Body(iter(()), result).close()  # WSGI: the app's iterable is closed, always
+            raise
+
+    def _respond(
+        self,
+        environ: WSGIEnvironment,
+        method: str,
+        policy: CachePolicy,
+        capture: _Capture,
+        result: Iterable[bytes],
+    ) -> Iterable[bytes]:
         rest = iter(result)
         chunks = capture.written
         while capture.status is None:  # an app may call start_response on its first chunk
-            chunk = next(rest, None)
-            if chunk is None:
-                _Body(rest, result).close()
-                raise RuntimeError("the WSGI app returned without calling start_response")
-            chunks.append(chunk)
+            chunks.append(next(rest))  # StopIteration here: the app never started a response
         status, code = capture.status, int(capture.status[:3])
         headers = capture.headers
         if 200 <= code < 300 or code == 304:
@@ -598,20 +589,17 @@ class CacheHeadersMiddleware:
                     headers.append(("ETag", str(etag)))
 
         last_modified = _get(headers, "last-modified")
-        if (
-            evaluate_preconditions(
-                method,
-                if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-                if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
-                etag=etag,
-                last_modified=parse_http_date(last_modified) if last_modified else None,
-            )
-            == 304
-        ):
+        outcome = evaluate_preconditions(
+            method,
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            etag=etag,
+            last_modified=parse_http_date(last_modified) if last_modified else None,
+        )
+        if outcome == 304:
             _Body(rest, result).close()  # the rest of the body is never read
-            capture.forward(
-                "304 Not Modified", [h for h in headers if h[0].lower() in _KEPT_ON_304]
-            )
+            kept = [(k, v) for k, v in headers if k.lower() in _KEPT_ON_304]
+            capture.forward("304 Not Modified", kept)
             return []
         capture.forward(status, headers)
         return _Body(chain(chunks, rest), result)
