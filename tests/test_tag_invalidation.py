@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import redis
-
-from templategen.redis_server import RedisServer
 from templategen.reference.errors import CacheUnavailableError, ConfigurationError
 from templategen.reference.tag_invalidation import TaggedCache
+
+from templategen.redis_server import RedisServer
 
 P = "tc"
 
