@@ -33,6 +33,10 @@ own ETag nothing is buffered, and a 304 closes the app's iterable unread. Other 
 pass through untouched: a 412 must be decided before the app changes state, so such an
 app calls :func:`evaluate_preconditions` itself.
 
+Failure modes: no Redis and no state, so nothing to go down. Malformed request validators
+count as absent or non-matching: the cost is a full 200, never a wrong 304. If the app or
+its body iterator raises, the app's iterable is closed and the error propagates.
+
 Not done: no cache of its own (it only emits headers and answers conditionals); no Range,
 If-Range, If-Match or If-Unmodified-Since; no ASGI variant. Generated ETags hash the bytes
 the app emits: a compressing layer outside this one must change or weaken them.
@@ -247,8 +251,10 @@ _NO_STALE_WHY = "{} forbids serving a stale response (RFC 9111 §4.2.4)"
 _CONFLICTS: tuple[tuple[str, str, str], ...] = (
     ("public", "private", "a response is either shareable or for one user"),
     ("private", "s_maxage", "s-maxage is for shared caches, which private excludes"),
-    *(("no_store", other, _NO_STORE_WHY) for other, _ in _DIRECTIVES[2:] if other != "no_store"),
-    ("no_store", "public", _NO_STORE_WHY),
+    *(
+        ("no_store", other, _NO_STORE_WHY)
+        for other in ("public", "no_cache", "must_revalidate", *_DELTAS, "immutable")
+    ),
     ("no_cache", "immutable", "no-cache revalidates every use; immutable says never revalidate"),
     *(
         (strict, stale, _NO_STALE_WHY.format(_NAME[strict]))
@@ -258,8 +264,17 @@ _CONFLICTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _is_seconds(value: object) -> bool:
+def _is_whole_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _directives_set(control: CacheControl) -> list[str]:
+    # By identity, not equality: max-age=0 is set, though 0 == False.
+    return [
+        name
+        for name, _ in _DIRECTIVES
+        if getattr(control, name) is not None and getattr(control, name) is not False
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,11 +302,11 @@ class CacheControl:
             value = getattr(self, name)
             if name not in _DELTAS and not isinstance(value, bool):
                 raise ConfigurationError(f"{directive} must be True or False, got {value!r}")
-            if name in _DELTAS and value is not None and not _is_seconds(value):
+            if name in _DELTAS and value is not None and not _is_whole_number(value):
                 raise ConfigurationError(
                     f"{directive} must be a whole number of seconds >= 0, got {value!r}"
                 )
-        on = {name for name, _ in _DIRECTIVES if getattr(self, name) not in (None, False)}
+        on = set(_directives_set(self))
         if not on:
             raise ConfigurationError("Cache-Control needs at least one directive")
         for first, second, why in _CONFLICTS:
@@ -310,14 +325,10 @@ class CacheControl:
                 )
 
     def __str__(self) -> str:
-        parts = []
-        for name, directive in _DIRECTIVES:
-            value = getattr(self, name)
-            if value is True:
-                parts.append(directive)
-            elif value is not None and value is not False:
-                parts.append(f"{directive}={value}")
-        return ", ".join(parts)
+        return ", ".join(
+            _NAME[name] if name not in _DELTAS else f"{_NAME[name]}={getattr(self, name)}"
+            for name in _directives_set(self)
+        )
 
 
 def merge_vary(*values: str | None) -> str:
@@ -376,18 +387,13 @@ class CachePolicy:
         if bad_vary:
             raise ConfigurationError(f"vary names must be header field names, got {bad_vary!r}")
         surrogate_key_header(self.surrogate_keys)
-        control = self.surrogate_control
-        if control is not None and (
-            extra := [
-                d
-                for n, d in _DIRECTIVES
-                if getattr(control, n) and n not in _SURROGATE_CONTROL_FIELDS
-            ]
-        ):
-            raise ConfigurationError(
-                f"Surrogate-Control cannot carry {', '.join(extra)}: allowed are max-age, "
-                "stale-while-revalidate, stale-if-error and no-store"
-            )
+        if self.surrogate_control is not None:
+            extra = set(_directives_set(self.surrogate_control)) - _SURROGATE_CONTROL_FIELDS
+            if extra:
+                raise ConfigurationError(
+                    f"Surrogate-Control cannot carry {', '.join(sorted(_NAME[e] for e in extra))}: "
+                    "allowed are max-age, stale-while-revalidate, stale-if-error and no-store"
+                )
 
 
 def static_assets(max_age: int = 31_536_000) -> CachePolicy:
@@ -453,14 +459,14 @@ _KEPT_ON_304 = frozenset(
     {"cache-control", "content-location", "date", "etag", "expires", "last-modified", "vary"}
     | {"surrogate-control", "surrogate-key"}
 )
-Headers = list[tuple[str, str]]
+_Headers = list[tuple[str, str]]
 
 
-def _get(headers: Headers, name: str) -> str | None:
+def _get(headers: _Headers, name: str) -> str | None:
     return next((value for key, value in headers if key.lower() == name), None)
 
 
-def _apply_policy(policy: CachePolicy, headers: Headers) -> Headers:
+def _apply_policy(policy: CachePolicy, headers: _Headers) -> _Headers:
     merged = [(k, v) for k, v in headers if k.lower() not in ("vary", "surrogate-key")]
     if policy.cache_control is not None and _get(headers, "cache-control") is None:
         merged.append(("Cache-Control", str(policy.cache_control)))
@@ -488,20 +494,20 @@ class _Capture:
     def __init__(self, start_response: StartResponse) -> None:
         self.server_start_response = start_response
         self.status: str | None = None
-        self.headers: Headers = []
+        self.headers: _Headers = []
         self.exc_info: OptExcInfo | None = None
         self.written: list[bytes] = []
         self.forwarded = False
 
     def __call__(
-        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+        self, status: str, headers: _Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
         if self.forwarded:  # an error after the headers went out: the server decides
             return self.server_start_response(status, headers, exc_info)
         self.status, self.headers, self.exc_info = status, list(headers), exc_info
         return self.written.append
 
-    def forward(self, status: str, headers: Headers) -> None:
+    def forward(self, status: str, headers: _Headers) -> None:
         self.forwarded = True
         self.server_start_response(status, headers, self.exc_info)
 
@@ -531,7 +537,7 @@ class CacheHeadersMiddleware:
         *,
         max_buffer_bytes: int = 1 << 20,
     ) -> None:
-        if not _is_seconds(max_buffer_bytes):  # the same check: a whole number >= 0
+        if not _is_whole_number(max_buffer_bytes):
             raise ConfigurationError(
                 f"max_buffer_bytes must be an int >= 0, got {max_buffer_bytes!r}"
             )
@@ -565,7 +571,10 @@ class CacheHeadersMiddleware:
         rest = iter(result)
         chunks = capture.written
         while capture.status is None:  # an app may call start_response on its first chunk
-            chunks.append(next(rest))  # StopIteration here: the app never started a response
+            chunk = next(rest, None)
+            if chunk is None:
+                raise RuntimeError("the WSGI app returned its body without calling start_response")
+            chunks.append(chunk)
         status, code = capture.status, int(capture.status[:3])
         headers = capture.headers
         if 200 <= code < 300 or code == 304:

@@ -328,6 +328,24 @@ def test_304_closes_the_apps_iterable_without_reading_it() -> None:
     assert (Body.closed, Body.read) == (True, False)
 
 
+def test_app_that_never_starts_a_response_gets_a_clear_error_and_its_body_closed() -> None:
+    closed: list[bool] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"orphan"])
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return Body()
+
+    with pytest.raises(RuntimeError, match="without calling start_response"):
+        CacheHeadersMiddleware(app, CachePolicy())({"REQUEST_METHOD": "GET"}, lambda *a: len)
+    assert closed == [True]
+
+
 def test_prefix_rules_pick_the_longest_prefix_on_segment_boundaries() -> None:
     outer, inner = CachePolicy(), CachePolicy(etag=False)
     rules = prefix_rules({"/api": outer, "/api/user": inner})
@@ -462,8 +480,8 @@ CONFLICTS = [
             ("public", True),
             ("no_cache", True),
             ("must_revalidate", True),
-            ("max_age", 1),
-            ("s_maxage", 1),
+            ("max_age", 0),
+            ("s_maxage", 0),
             ("stale_while_revalidate", 1),
             ("stale_if_error", 1),
             ("immutable", True),
@@ -512,11 +530,14 @@ def test_cache_control_writes_directives_in_fixed_order() -> None:
     relaxed = CacheControl(max_age=60, stale_while_revalidate=30, stale_if_error=600)
     assert str(relaxed) == "max-age=60, stale-while-revalidate=30, stale-if-error=600"
     assert str(CacheControl(private=True, no_store=True)) == "private, no-store"
+    assert str(CacheControl(max_age=0)) == "max-age=0"  # zero is a directive, not "unset"
 
 
 def test_cache_policy_refuses_browser_only_directives_in_surrogate_control() -> None:
     with pytest.raises(ConfigurationError, match="Surrogate-Control cannot carry public"):
         CachePolicy(surrogate_control=CacheControl(public=True, max_age=5))
+    with pytest.raises(ConfigurationError, match="Surrogate-Control cannot carry s-maxage"):
+        CachePolicy(surrogate_control=CacheControl(s_maxage=0))
 
 
 def test_cache_policy_refuses_bad_vary_names_and_one_string() -> None:
