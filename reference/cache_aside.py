@@ -89,7 +89,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
 import redis
 
@@ -343,6 +343,15 @@ class CachedFunction(Protocol[P, R_co]):
     def invalidate_all(self) -> int:
         """Delete every entry under the decorator's key_prefix; the count removed."""
         ...
+
+    # Decorated methods bind like functions: ``obj.method(...)`` type-checks, and
+    # ``Class.method.invalidate(obj, ...)`` names the entry (self has no canonical
+    # encoding, so methods need a key_builder).
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Callable[..., R_co]: ...
 
 
 _ENCODABLE = "str, int, float, bool, None, and lists, tuples and str-keyed dicts of them"
