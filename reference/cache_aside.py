@@ -31,7 +31,8 @@ Failure modes
     - A load slower than ``lease_ttl``: the lease expires, another reader may take a new
       one; our value is returned to our caller but not cached (the fill finds no lease).
     - Concurrent misses: the lease holder's value is written; other readers that miss
-      while the lease is out load for their own caller and write nothing.
+      while the lease is out load for their own caller and write nothing. Concurrent
+      ``set`` calls are plain SETs: the last one wins.
     - Stored bytes that cannot be deserialized are replaced by our lease (only if still
       the same bytes) and treated as a miss; tampered or unsigned pickle also logs a
       security warning (an ``hmac_key`` that differs between processes looks the same).
@@ -43,7 +44,11 @@ What it does not do
     - No cross-key atomicity: each key is filled and invalidated on its own.
     - ``delete_pattern`` / ``invalidate_all`` walk keys with SCAN, which is not a
       snapshot: keys written while it runs may survive. Per-call invalidation uses exact
-      keys and is not affected.
+      keys and is not affected. ``invalidate_all`` removes every key under its
+      ``key_prefix``, including keys of other functions sharing it and of nested prefixes
+      (``"user"`` also covers ``"user:admin"``).
+    - Methods: ``self`` has no canonical encoding, so decorated methods need a
+      ``key_builder``; invalidate through the class: ``Repo.find.invalidate(repo, 1)``.
     - Errors other than "down or timing out" (e.g. an OOM refusal) propagate.
 
 Wire format
