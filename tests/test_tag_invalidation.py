@@ -191,9 +191,11 @@ def test_names_with_colons_and_glob_characters_stay_apart(
     assert_consistent(redis_client)
 
 
+@pytest.mark.parametrize("drain_batch", [500, 1], ids=["in one script", "drained"])
 def test_expired_membership_does_not_delete_a_newer_entry_with_other_tags(
-    cache: TaggedCache,
+    cache: TaggedCache, drain_batch: int
 ) -> None:
+    cache.drain_batch = drain_batch
     cache.set_with_tags("keeper", "v", 60, ["a"])  # keeps tag a's set alive
     cache.set_with_tags("k", "old", 0.05, ["a"])
     time.sleep(0.1)  # k's entry and index expire; its membership in a lingers
@@ -230,6 +232,20 @@ def test_large_tag_is_drained_in_batches(redis_client: redis.Redis) -> None:
     assert calls["evalsha"] >= 1 + 10_000 // 1000  # the start, then one call per batch
     assert calls["rename"] == 1
     assert redis_client.dbsize() == 0  # entries, indexes, draining key and registry
+
+
+def test_small_tags_are_invalidated_in_one_script_call(
+    cache: TaggedCache, redis_client: redis.Redis
+) -> None:
+    for i in range(20):
+        cache.set_with_tags(f"k{i}", i, 60, ["a" if i % 2 else "b"])
+    cache.invalidate_tags("warm-up")
+    result: list[int] = []
+    calls = calls_during(redis_client, lambda: result.append(cache.invalidate_tags("a", "b")))
+    assert result == [20]
+    assert calls["evalsha"] == 1
+    assert "rename" not in calls
+    assert redis_client.dbsize() == 0
 
 
 def test_get_misses_every_entry_still_waiting_in_a_drain(
