@@ -1,0 +1,431 @@
+"""The flusher of write-behind: moves queued writes from the Redis stream into the store.
+
+Private to the package. ``WriteBehindCache.start``/``flush``/``stop`` and the flusher
+command (``python -m templategen.reference.write_behind``) run it; the guarantees, the
+failure modes and the wire format are in ``write_behind``'s docstring.
+
+One batch, in order: claim entries that a crashed flusher left pending for
+``claim_idle`` (XAUTOCLAIM), read this consumer's own pending entries (the ones a
+failed attempt left behind), then new ones (XREADGROUP), up to ``batch_size``. Decode
+them, keep the highest version per row, ``store.upsert_many`` the rows, and only after
+that commit acknowledge and delete the entries (and start the cached values' TTL).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from ._support import REDIS_OUTAGE_ERRORS, logger
+from .errors import FlushTimeoutError, SerializationError
+from .serializers import Serializer
+from .store import Row, Store
+
+__all__ = [
+    "ACK_FLUSHED_LUA",
+    "DEAD_LETTER_LUA",
+    "RETIRE_CONSUMER_LUA",
+    "Counters",
+    "Flusher",
+    "Layout",
+    "Policy",
+]
+
+# KEYS[1] = stream; KEYS[2i], KEYS[2i+1] = data key and version key of flushed row i.
+# ARGV[1] = group, ARGV[2] = ttl in ms, ARGV[3] = number of flushed rows n,
+# ARGV[4 .. 3+n] = the version committed for each row, ARGV[4+n ..] = entry IDs.
+# Runs only after the store committed. A value's TTL starts only if the cache still holds
+# the version just committed: a write queued meanwhile stays dirty, without a TTL.
+# The entries are acknowledged and deleted (XDEL bounds the stream). Returns n.
+ACK_FLUSHED_LUA = """
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  if redis.call('GET', KEYS[2 * i + 1]) == ARGV[3 + i] then
+    redis.call('PEXPIRE', KEYS[2 * i], ARGV[2])
+  end
+end
+for i = 4 + n, #ARGV do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  redis.call('XDEL', KEYS[1], ARGV[i])
+end
+return n
+"""
+
+# KEYS[1] = stream, KEYS[2] = dead-letter stream; ARGV[1] = group, ARGV[2] = entry ID,
+# ARGV[3] = error text. Copies the entry's fields, after 'entry' and 'error', into the
+# dead-letter stream, then acknowledges and deletes it: one step, so an entry is never
+# in both streams nor in neither. An entry already gone (another flusher dead-lettered
+# it) is not copied twice. Returns 1 if moved, 0 if it was gone.
+DEAD_LETTER_LUA = """
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #found == 1 then
+  redis.call('XADD', KEYS[2], '*', 'entry', ARGV[2], 'error', ARGV[3], unpack(found[1][2]))
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return #found
+"""
+
+# KEYS[1] = stream; ARGV[1] = group, ARGV[2] = consumer. Removes a stopped flusher's
+# consumer from the group, but only while it holds no pending entries: DELCONSUMER
+# drops a consumer's pending entries, and nothing would ever deliver them again.
+RETIRE_CONSUMER_LUA = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+"""
+
+_MAX_BACKOFF = 30.0
+# While draining, the entries left may be pending on another live flusher; poll for them.
+_DRAIN_POLL = 0.05
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where write-behind keeps things in Redis (the wire format in ``write_behind``)."""
+
+    prefix: str
+    stream: str
+    group: str
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.stream}:dead"
+
+    def data_key(self, doc_id: str) -> str:
+        return f"{self.prefix}:data:{doc_id}"
+
+    def version_key(self, doc_id: str) -> str:
+        return f"{self.prefix}:version:{doc_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How the flusher batches, waits and retries."""
+
+    ttl_ms: int
+    batch_size: int
+    flush_interval: float
+    claim_idle_ms: int
+    max_retries: int
+    backoff: float
+
+    def delay(self, failures: int) -> float:
+        """Exponential backoff after the ``failures``-th failure in a row, capped."""
+        return min(self.backoff * 2.0 ** min(failures - 1, 20), max(self.backoff, _MAX_BACKOFF))
+
+
+class Counters:
+    """Event counts of one cache; ``set`` callers and the flusher thread add to them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.queued = self.flushed = self.retried = self.dead_lettered = 0
+
+    def add(self, *, queued: int = 0, flushed: int = 0, retried: int = 0, dead: int = 0) -> None:
+        with self._lock:
+            self.queued += queued
+            self.flushed += flushed
+            self.retried += retried
+            self.dead_lettered += dead
+
+
+class StoreUnavailable(Exception):
+    """The store refused a whole batch (an outage, not one bad row); entries stay pending."""
+
+
+_RETRYABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *REDIS_OUTAGE_ERRORS)
+
+
+@dataclass
+class _Batch:
+    """Entries decoded and coalesced: the highest version of each row wins."""
+
+    winners: dict[str, tuple[Row, bytes]]
+    superseded: defaultdict[str, list[bytes]]
+    gone: list[bytes]  # deleted while pending (already handled elsewhere): acknowledge only
+    undecodable: list[tuple[bytes, str]]
+
+    def entry_ids(self, rows: list[Row]) -> list[bytes]:
+        return [i for row in rows for i in (self.winners[row.id][1], *self.superseded[row.id])]
+
+
+def _entries(reply: Any) -> list[Entry]:
+    if isinstance(reply, dict):  # RESP3: {stream: [entries]}
+        return [entry for value in reply.values() for entry in value[0]]
+    return [entry for _, entries in reply for entry in entries]
+
+
+class Flusher:
+    """Reads batches through the consumer group and writes them to the store."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: Store,
+        serializer: Serializer,
+        layout: Layout,
+        policy: Policy,
+        counters: Counters,
+    ) -> None:
+        # Unique per flusher: XAUTOCLAIM tells a crashed flusher's entries by their owner.
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._client = client
+        self._store = store
+        self._serializer = serializer
+        self._layout = layout
+        self._policy = policy
+        self._counters = counters
+        self._ack = client.register_script(ACK_FLUSHED_LUA)
+        self._dead_letter_script = client.register_script(DEAD_LETTER_LUA)
+        self._retire = client.register_script(RETIRE_CONSUMER_LUA)
+        self._claim_from: bytes | str = "0-0"
+        # The background thread and flush() share the consumer name: one batch at a time.
+        self._batch_lock = threading.Lock()
+
+    def ensure_group(self) -> None:
+        """Create the stream and group; from ID 0, so writes queued before any flusher count."""
+        try:
+            self._client.xgroup_create(
+                self._layout.stream, self._layout.group, id="0", mkstream=True
+            )
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def retire(self) -> None:
+        self._retire(keys=[self._layout.stream], args=[self._layout.group, self.consumer])
+
+    def run(self, stopping: threading.Event) -> None:
+        """The background loop: a batch, then the rest of flush_interval unless one is full."""
+        failures = 0
+        while not stopping.is_set():
+            started = time.monotonic()
+            try:
+                settled = self.flush_batch(abort=stopping)
+            except StoreUnavailable as exc:
+                failures += 1
+                logger.warning("write-behind: store unavailable, writes stay queued: %s", exc)
+            except REDIS_OUTAGE_ERRORS as exc:
+                failures += 1
+                if failures == 1:
+                    logger.warning("write-behind: Redis unavailable, flusher waiting: %s", exc)
+            except Exception:  # a bug or an odd reply must not end the thread in silence
+                failures += 1
+                logger.exception("write-behind: flusher error; retrying")
+            else:
+                if failures:
+                    logger.warning("write-behind: flusher running again")
+                failures = 0
+                if settled < self._policy.batch_size:
+                    stopping.wait(self._policy.flush_interval - (time.monotonic() - started))
+                continue
+            stopping.wait(self._policy.delay(failures))
+
+    def drain(self, deadline: float, timeout: float) -> None:
+        """Flush until no entry queued before this call is left; FlushTimeoutError at deadline."""
+        last_error: BaseException | None = None
+        failures = 0
+        mark: bytes | None = None
+        while True:
+            try:
+                if mark is None:
+                    newest = self._client.xrevrange(self._layout.stream, count=1)
+                    if not newest:
+                        return
+                    mark = cast(bytes, newest[0][0])
+                if not self._client.xrange(self._layout.stream, "-", mark, count=1):
+                    return
+                settled = self.flush_batch(deadline=deadline)
+                failures, pause = 0, (_DRAIN_POLL if settled == 0 else 0.0)
+            except _RETRYABLE as exc:
+                last_error, failures = exc, failures + 1
+                pause = self._policy.delay(failures)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FlushTimeoutError(
+                    f"write-behind: queued writes not all flushed within {timeout:g}s (last "
+                    f"error: {last_error or 'none'}); they stay in stream "
+                    f"{self._layout.stream!r}, pending for the next flusher"
+                )
+            time.sleep(min(pause, remaining))
+
+    def flush_batch(
+        self, *, abort: threading.Event | None = None, deadline: float | None = None
+    ) -> int:
+        """Flush one batch; returns how many entries it read. StoreUnavailable: all pending."""
+        with self._batch_lock:
+            entries = self._read_batch()
+            if not entries:
+                return 0
+            batch = self._decode(entries)
+            for entry_id, error in batch.undecodable:
+                self._dead_letter(entry_id, error)
+            rows = [row for row, _ in batch.winners.values()]
+            written, rejected = self._write(rows, abort, deadline) if rows else ([], [])
+            if written or batch.gone:
+                ids = batch.entry_ids(written)
+                self._ack(
+                    keys=[self._layout.stream, *self._row_keys(written)],
+                    args=[
+                        self._layout.group,
+                        self._policy.ttl_ms,
+                        len(written),
+                        *(row.version for row in written),
+                        *ids,
+                        *batch.gone,
+                    ],
+                )
+                self._counters.add(flushed=len(ids))
+            for row, error in rejected:
+                # Older writes of a rejected row are superseded by it: settle them unwritten.
+                superseded = batch.superseded[row.id]
+                if superseded:
+                    self._ack(
+                        keys=[self._layout.stream], args=[self._layout.group, 0, 0, *superseded]
+                    )
+                self._dead_letter(batch.winners[row.id][1], error)
+            return len(entries)
+
+    def _row_keys(self, rows: list[Row]) -> list[str]:
+        layout = self._layout
+        return [
+            key for row in rows for key in (layout.data_key(row.id), layout.version_key(row.id))
+        ]
+
+    def _read_batch(self) -> list[Entry]:
+        layout, size = self._layout, self._policy.batch_size
+        try:
+            # Entries idle on any consumer past claim_idle (a crashed flusher's) become ours;
+            # the cursor walks the pending list across calls instead of rescanning its head.
+            claimed = self._client.xautoclaim(
+                layout.stream,
+                layout.group,
+                self.consumer,
+                self._policy.claim_idle_ms,
+                start_id=self._claim_from,
+                count=size,
+            )
+            self._claim_from = claimed[0]
+            # Our pending entries first: a failed attempt left them, XAUTOCLAIM added some.
+            batch = _entries(
+                self._client.xreadgroup(layout.group, self.consumer, {layout.stream: "0"}, size)
+            )
+            if len(batch) < size:
+                batch += _entries(
+                    self._client.xreadgroup(
+                        layout.group, self.consumer, {layout.stream: ">"}, size - len(batch)
+                    )
+                )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # A Redis that lost its data (restart without persistence) lost the group too.
+            self.ensure_group()
+            return []
+        return batch
+
+    def _decode(self, entries: list[Entry]) -> _Batch:
+        batch = _Batch({}, defaultdict(list), [], [])
+        for entry_id, fields in entries:
+            if not fields:
+                batch.gone.append(entry_id)
+                continue
+            try:
+                doc_id = fields[b"id"].decode("utf-8")
+                version = int(fields[b"version"])
+                data = self._serializer.loads(fields[b"payload"])
+            except (KeyError, ValueError, SerializationError) as exc:
+                batch.undecodable.append((entry_id, f"undecodable entry: {exc!r}"))
+                continue
+            current = batch.winners.get(doc_id)
+            if current is None or version > current[0].version:
+                if current is not None:
+                    batch.superseded[doc_id].append(current[1])
+                batch.winners[doc_id] = (Row(doc_id, data, version), entry_id)
+            else:
+                batch.superseded[doc_id].append(entry_id)
+        return batch
+
+    def _write(
+        self, rows: list[Row], abort: threading.Event | None, deadline: float | None
+    ) -> tuple[list[Row], list[tuple[Row, str]]]:
+        """Write rows, retrying; returns (written, rejected with error text)."""
+        last: BaseException | None = None
+        for attempt in range(self._policy.max_retries + 1):
+            if attempt and not self._pause(self._policy.delay(attempt), abort, deadline):
+                raise StoreUnavailable(f"retries cut short: {last!r}") from last
+            try:
+                self._store.upsert_many(rows)
+                return rows, []
+            except Exception as exc:  # the Store contract: any exception is a failed write
+                last = exc
+                self._counters.add(retried=1)
+        return self._isolate(rows, last)
+
+    def _isolate(
+        self, rows: list[Row], last: BaseException | None
+    ) -> tuple[list[Row], list[tuple[Row, str]]]:
+        """Write rows one by one, to tell a poison row from a store that is down.
+
+        A row is rejected only if it fails alone while another row of its batch was
+        written alone, and fails again after that. If no row can be written, the store
+        is taken to be down: nothing is rejected and every entry stays pending.
+        """
+        written: list[Row] = []
+        failed = rows
+        errors: dict[str, BaseException] = {}
+        for _ in range(2):  # a second chance: a store back mid-pass must not reject rows
+            retry, failed = failed, []
+            for row in retry:
+                try:
+                    self._store.upsert_many([row])
+                    written.append(row)
+                except Exception as exc:
+                    errors[row.id] = exc
+                    failed.append(row)
+                    self._counters.add(retried=1)
+            if not written or not failed:
+                break
+        if not written:
+            raise StoreUnavailable(f"no row of the batch could be written: {last!r}") from last
+        return written, [
+            (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}") for row in failed
+        ]
+
+    def _dead_letter(self, entry_id: bytes, error: str) -> None:
+        layout = self._layout
+        moved = self._dead_letter_script(
+            keys=[layout.stream, layout.dead_letters], args=[layout.group, entry_id, error]
+        )
+        if moved:
+            self._counters.add(dead=1)
+            logger.warning(
+                "write-behind: entry %s moved to dead-letter stream %r: %s",
+                entry_id.decode(),
+                layout.dead_letters,
+                error,
+            )
+
+    @staticmethod
+    def _pause(seconds: float, abort: threading.Event | None, deadline: float | None) -> bool:
+        """Wait before a retry; False if stopping or the deadline is too near to retry."""
+        if deadline is not None:
+            seconds = min(seconds, deadline - time.monotonic())
+            if seconds <= 0:
+                return False
+        if abort is not None:
+            return not abort.wait(seconds)
+        time.sleep(seconds)
+        return True
