@@ -48,7 +48,9 @@ class HookedStore:
         self.fail_next_upsert: Exception | None = None
         self.after_get: Callable[[Row | None], None] | None = None
         self.after_upsert: Callable[[Row], None] | None = None
+        self.before_delete: Callable[[], None] | None = None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def get(self, id: str) -> Row | None:
         with self._lock:
@@ -62,7 +64,11 @@ class HookedStore:
         failure, self.fail_next_upsert = self.fail_next_upsert, None
         if failure is not None:
             raise failure
-        row = self.inner.upsert(id, data)  # committed here
+        # SQLite already serializes writers, but by polling with growing sleeps, which
+        # spreads concurrent commits far apart; a lock makes them land back to back, so
+        # the random pauses below reorder the cache updates far more often.
+        with self._write_lock:
+            row = self.inner.upsert(id, data)  # committed here
         if self.after_upsert is not None:
             self.after_upsert(row)
         return row
@@ -71,6 +77,8 @@ class HookedStore:
         return self.inner.upsert_many(rows)
 
     def delete(self, id: str) -> bool:
+        if self.before_delete is not None:
+            self.before_delete()
         return self.inner.delete(id)
 
 
@@ -322,6 +330,18 @@ def test_delete_removes_the_row_then_the_key(
     assert cache.delete("ada") is False
 
 
+def test_a_reader_arriving_while_the_row_is_deleted_cannot_cache_it_again(
+    cache: WriteThroughCache, store: HookedStore, redis_client: redis.Redis
+) -> None:
+    store.inner.upsert("ada", {"n": 1})
+    # A reader that misses just before the database delete loads the row; had the key
+    # been deleted before the row, its fill would land and outlive the row.
+    store.before_delete = lambda: cache.get("ada")
+    assert cache.delete("ada") is True
+    assert redis_client.exists("users:ada") == 0
+    assert cache.get("ada") is None
+
+
 def test_delete_revokes_the_lease_of_a_reader_blocked_in_store_get(
     cache: WriteThroughCache,
     store: HookedStore,
@@ -356,7 +376,7 @@ def jittery_store(path: Path, seed: int) -> HookedStore:
 
     def pause(_: object) -> None:
         with lock:
-            delay = rng.uniform(0, 0.004)
+            delay = rng.uniform(0, 0.01)
         time.sleep(delay)
 
     store.after_upsert = pause
@@ -371,24 +391,30 @@ def test_concurrent_writers_leave_the_cache_equal_to_the_database(
 ) -> None:
     store = jittery_store(tmp_path / "db.sqlite", seed)
     cache = WriteThroughCache(redis_client, store, prefix="race", ttl=TTL)
+    writers = 8
 
-    def writer(n: int) -> None:
-        for i in range(6):
-            cache.set("hot", {"writer": n, "i": i})
+    def write(start: threading.Barrier, n: int, round_: int) -> None:
+        start.wait(WAIT)
+        cache.set("hot", {"writer": n, "round": round_})
 
-    def reader() -> None:
-        for _ in range(12):
+    def read(start: threading.Barrier) -> None:
+        start.wait(WAIT)
+        for _ in range(4):
             cache.get("hot")
 
-    with ThreadPoolExecutor(max_workers=10) as workers:
-        jobs = [workers.submit(writer, n) for n in range(8)]
-        jobs += [workers.submit(reader) for _ in range(2)]
-        for job in jobs:
-            job.result(WAIT * 3)
-    final = store.inner.get("hot")
-    assert final is not None and final.version == 48
-    assert cached(redis_client, "race:hot") == (final.version, final.data)
-    assert cache.get("hot") == final
+    with ThreadPoolExecutor(max_workers=writers + 1) as workers:
+        for round_ in range(4):
+            # All writers commit at once, then each sleeps a random moment before its
+            # cache update, so the last commit is often not the last cache update.
+            start = threading.Barrier(writers + 1)
+            jobs = [workers.submit(write, start, n, round_) for n in range(writers)]
+            jobs.append(workers.submit(read, start))
+            for job in jobs:
+                job.result(WAIT)
+            final = store.inner.get("hot")
+            assert final is not None and final.version == writers * (round_ + 1)
+            assert cached(redis_client, "race:hot") == (final.version, final.data)
+            assert cache.get("hot") == final
 
 
 @pytest.mark.slow
@@ -523,6 +549,12 @@ def test_delete_with_redis_down_deletes_the_row_and_warns_naming_the_key(
         assert cache.delete("ada") is True
     assert "users:ada" in caplog.text
     assert store.inner.get("ada") is None
+
+    store.inner.upsert("bob", {"n": 1})
+    strict = WriteThroughCache(own_client, store, prefix="users", ttl=TTL, fail_open=False)
+    with pytest.raises(CacheUnavailableError, match="users:bob"):
+        strict.delete("bob")
+    assert store.inner.get("bob") is None
 
 
 # --- configuration --------------------------------------------------------------------
