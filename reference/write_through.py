@@ -10,10 +10,13 @@ The pattern
 
 Guarantees (for a store whose versions only grow, see "Does not")
     - Concurrent writers: once every ``set`` has returned, the cache holds the row the
-      database holds, or nothing; a slow writer cannot put its older version over a
-      newer one, because the cache write is a version compare-and-set in Lua.
-    - Read-your-writes: after ``set`` returns version v, ``get`` in the same process
-      returns version v or newer (or, if the cache update failed, reads the database).
+      database holds (same data, same version), or nothing; a slow writer cannot put
+      its older version over a newer one, because the cache write is a version
+      compare-and-set in Lua.
+    - Read-your-writes: after ``set`` returns version v, every later ``get``, in any
+      process, returns version v or newer: the cache holds v or newer, or nothing and
+      the database answers. (Unless Redis refused both the update and the delete, see
+      below.)
     - Readers never put stale data back: a reader's fill lands only while its lease
       marker is still in the slot, and every ``set`` and ``delete`` replaces or removes
       that marker. So a reader that loaded a row before a write or a delete cannot
@@ -27,8 +30,9 @@ Failure modes
       True``) ``set`` and ``delete`` still return; with ``fail_open=False`` they raise
       :class:`~.errors.CacheUnavailableError`, whose message says the database write
       committed. Either way the database is never rolled back.
-    - Redis down during ``get``: the row is read from the database and not cached
-      (one warning per outage); with ``fail_open=False``, CacheUnavailableError.
+    - Redis down or refusing the lease during ``get``: the row is read from the
+      database and not cached (one warning per outage); with ``fail_open=False``,
+      CacheUnavailableError.
     - A crash between the database commit and the cache update leaves the previous
       value cached until its TTL ends; nothing here can notice a process that died.
     - The store fails: :class:`~.errors.StoreError` (the store's own error as
@@ -72,9 +76,12 @@ Deviations from the design page
       (was ``collection_name``) namespaces the keys.
     - ``get(doc_id)`` and ``set(doc_id, data)`` return a :class:`~.store.Row` (``id``,
       ``data``, ``version``) instead of the bare document; ``row.data`` is the
-      document. ``set`` stores ``data`` as given (the design merged it into the stored
-      document with ``$set``, then read it back: a second, racy round trip).
+      document. ``set`` replaces the whole row with ``data`` (the design merged fields
+      into the stored document with ``$set``, then read it back in a second, racy
+      query); the store returns the committed row with its version in one call.
     - ``delete(doc_id)`` returns whether the row existed.
+    - New options: ``serializer``/``hmac_key`` (the design hard-wired JSON),
+      ``negative_ttl``, ``lease_ttl`` and ``fail_open``.
     - The design's "atomic" write was two independent writes; here the database
       commits first and the cache write is a version compare-and-set.
 """
@@ -321,15 +328,15 @@ class WriteThroughCache:
 
     def _fill(self, key: str, token: bytes, row: Row | None) -> None:
         """Cache what the store returned, if our lease still holds the slot."""
-        if row is None and self._negative_ms is None:
-            self._release_lease(key, token)
-            return
         try:
-            if row is None:
-                entry, ttl_ms = _TOMBSTONE, self._negative_ms or self._ttl_ms
-            else:
+            if row is not None:
                 entry = _entry(self._version(row), self._serializer.dumps(row.data))
                 ttl_ms = self._ttl_ms
+            elif self._negative_ms is not None:
+                entry, ttl_ms = _TOMBSTONE, self._negative_ms
+            else:
+                self._release_lease(key, token)  # so the next reader may fill at once
+                return
             # A lost lease means a write or delete came after our read: drop the fill.
             self._leases.fill(key, token, entry, ttl_ms)
         except (CacheError, redis.RedisError) as exc:
