@@ -52,8 +52,10 @@ Failure modes
       draining key keeps the tag set's TTL, which is at least every member's, so it goes
       too, and the next ``invalidate_tags`` forgets registry entries whose draining key
       has gone. Nothing resumes an abandoned drain.
-    - A crash mid-``set_with_tags`` is impossible to observe: the script runs whole or not
-      at all (Redis scripts are atomic; a killed Redis loses it entirely).
+    - A client crash mid-call cannot split an operation: each script runs whole inside
+      Redis. Redis does not roll a script back when a command in it fails, though: a key
+      of the wrong type under the prefix (written by someone else) fails the script with
+      WRONGTYPE after its earlier writes. Keep the prefix to this cache alone.
     - Stored bytes that cannot be deserialized: the entry is deleted (with its tag
       memberships) and ``get`` returns the default; tampered or unsigned pickle also logs
       a security warning.
@@ -78,12 +80,13 @@ Wire format (every language reproduces it; ``{p}`` is the prefix, default ``cach
     - ``{p}:drain:{token}:{n}`` a tag set being drained (renamed, TTL kept); the caller
       picks ``token`` (32 random hex characters, once per call), ``n`` is the tag's
       position in the call from 1.
-    - ``{p}:draining`` hash: draining key → tag name, while drains are running.
+    - ``{p}:draining`` hash: draining key → tag name, while drains are running (an entry
+      whose draining key has gone is stale and is pruned by the next invalidation).
     - Keys and tags are arbitrary strings (colons, glob characters, spaces), UTF-8
       encoded; they are never used as patterns. TTLs are milliseconds, at least 1.
     - Scripts: ``SET_WITH_TAGS_LUA``, ``GET_LUA``, ``GET_TAGS_LUA``, ``DELETE_LUA``,
-      ``INVALIDATE_LUA`` (returns ``{deleted, {draining keys}}``) and ``DRAIN_LUA``
-      (returns ``{deleted, left}``; called until ``left`` is 0).
+      ``INVALIDATE_LUA`` (returns ``{deleted, {positions of the tags left to drain}}``)
+      and ``DRAIN_LUA`` (returns ``{deleted, left}``; called until ``left`` is 0).
 
 Deviations from the design page
     - ``TaggedCache(redis_client)`` → ``TaggedCache(client, *, prefix, serializer,
@@ -409,6 +412,11 @@ class TaggedCache:
 
     def invalidate_tags(self, *tags: str) -> int:
         """Delete every entry carrying any of ``tags``; returns how many were deleted."""
+        if any(not isinstance(tag, str) and isinstance(tag, Iterable) for tag in tags):
+            raise ConfigurationError(
+                f"invalidate_tags takes tags as separate arguments, got {tags!r}; "
+                "call invalidate_tags(*tags) to pass a list"
+            )
         tag_list = list(dict.fromkeys(_require_tag(tag) for tag in tags))
         if not tag_list:
             return 0
