@@ -53,10 +53,14 @@ class _TraversableLoader(jinja2.BaseLoader):
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
-        source = self._pattern.folder.joinpath(template)
+        if template.startswith("_shared/") and self._pattern.shared is not None:
+            source = self._pattern.shared.joinpath(*template.split("/")[1:])
+        else:
+            source = self._pattern.folder.joinpath(template)
         if not source.is_file():
             raise jinja2.TemplateNotFound(template)
-        return source.read_text(encoding="utf-8"), f"{self._pattern.name}/{template}", _fresh
+        name = template if template.startswith("_shared/") else f"{self._pattern.name}/{template}"
+        return source.read_text(encoding="utf-8"), name, _fresh
 
 
 def _fresh() -> bool:

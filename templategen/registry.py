@@ -8,6 +8,7 @@ of surfacing later as a confusing render error.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -51,6 +52,9 @@ class PatternSpec:
     options: tuple[OptionSpec, ...]
     reserved_names: Mapping[str, tuple[str, ...]]
     folder: Traversable
+    #: ``templates/_shared``: partials every pattern's templates may include, as
+    #: ``{% include "_shared/python/errors.py.j2" %}`` (one copy of common code).
+    shared: Traversable | None = None
 
     def option(self, name: str) -> OptionSpec:
         return next(spec for spec in self.options if spec.name == name)
@@ -109,7 +113,8 @@ class Registry:
                     f"unknown pattern {name!r}{suggest(name, names)}; "
                     f"patterns: {', '.join(names) or '(none)'}"
                 )
-            self._cache[name] = _load(self.root.joinpath(name))
+            spec = _load(self.root.joinpath(name))
+            self._cache[name] = dataclasses.replace(spec, shared=self.root.joinpath("_shared"))
         return self._cache[name]
 
     def all(self) -> list[PatternSpec]:
