@@ -156,7 +156,7 @@ class OptionSpec:
         kind = self.type
         if kind in ("string", "identifier", "choice"):
             if type(raw) is not str:
-                raise self._error(raw, f"is a {type(raw).__name__}, not a string", language)
+                raise self._error(raw, f"is of type {type(raw).__name__}, not str", language)
             return raw
         if kind == "bool":
             if type(raw) is bool:
@@ -166,9 +166,10 @@ class OptionSpec:
             raise self._error(raw, "is not true or false", language)
         if type(raw) is str:
             text = raw.strip()
-            if kind == "int" and _INT.fullmatch(text):
+            # The length cap keeps int() clear of its digit limit (a ValueError, not ours).
+            if kind == "int" and len(text) <= 40 and _INT.fullmatch(text):
                 return int(text)
-            if kind == "float" and _FLOAT.fullmatch(text):
+            if kind == "float" and len(text) <= 40 and _FLOAT.fullmatch(text):
                 return float(text)
             raise self._error(
                 raw, f"is not {'an integer' if kind == 'int' else 'a number'}", language
@@ -176,8 +177,11 @@ class OptionSpec:
         if kind == "int" and type(raw) is int:
             return raw
         if kind == "float" and type(raw) in (int, float):
-            return float(raw)  # type: ignore[arg-type]
-        raise self._error(raw, f"is a {type(raw).__name__}, not {kind}", language)
+            try:
+                return float(raw)  # type: ignore[arg-type]
+            except OverflowError:
+                raise self._error(raw, "is out of range", language) from None
+        raise self._error(raw, f"is of type {type(raw).__name__}, not {kind}", language)
 
     def _problem(self, value: OptionValue, language: str | None) -> str | None:
         if isinstance(value, str):

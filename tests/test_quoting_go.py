@@ -50,23 +50,19 @@ def go_run(literals: list[str]) -> list[tuple[str, str]]:
     return [(hex_, quoted) for hex_, quoted in rows]
 
 
-def check(cases: list[str]) -> None:
-    rows = go_run([go_str(c) for c in cases])
-    assert [hex_ for hex_, _ in rows] == [c.encode("utf-8").hex() for c in cases]
-    assert [quoted for _, quoted in rows] == [go_str(c) for c in cases]
+LUA = TrustedText(_lease.READ_OR_LEASE_LUA)
 
 
 @settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(texts, min_size=150, max_size=150))
 def test_go_literals_run_by_go_print_exactly_the_input_bytes(cases):
-    # The hostile fragments ride along in every batch, so each go build checks them too.
-    check([*HOSTILE_PARTS, "".join(HOSTILE_PARTS), "", *cases])
-
-
-def test_go_raw_string_script_reads_back_as_the_lua():
-    lua = TrustedText(_lease.READ_OR_LEASE_LUA)
-    rows = go_run([go_script(lua)])
-    assert rows[0][0] == lua.encode("utf-8").hex()
+    # One go build per example: the hostile fragments and the Lua script (as a raw
+    # string) ride along in every batch.
+    cases = [*HOSTILE_PARTS, "".join(HOSTILE_PARTS), "", *cases]
+    rows = go_run([*(go_str(c) for c in cases), go_script(LUA)])
+    assert [hex_ for hex_, _ in rows] == [c.encode("utf-8").hex() for c in [*cases, LUA]]
+    # Byte for byte what strconv.QuoteToASCII writes for the same text.
+    assert [quoted for _, quoted in rows[:-1]] == [go_str(c) for c in cases]
 
 
 def test_go_refuses_lone_surrogates():
