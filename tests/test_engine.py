@@ -243,3 +243,39 @@ def test_filters_refuse_values_of_the_wrong_type():
         FILTERS["python"]["num"](True)
     with pytest.raises(QuotingError):
         FILTERS["python"]["str"](5)
+
+
+@pytest.mark.parametrize("language", ["python", "typescript", "go", "express"])
+def test_header_of_every_language_is_comment_lines_with_escaped_literals(language):
+    from templategen.engine import header
+    from templategen.languages import LANGUAGES
+    from templategen.options import resolve_options
+    from templategen.quoting import literal
+
+    spec = GREETING.get("greeting")
+    resolved = resolve_options(
+        spec.options, {"greeting": HOSTILE}, pattern="greeting", language=language
+    )
+    text = header(spec, language, resolved)
+    lines = text.splitlines()
+    assert lines[-1] == ""
+    assert len(lines) == 3 + len(resolved.values)
+    assert all(line.startswith(LANGUAGES[language].comment + " ") for line in lines[:-1])
+    assert f"  greeting = {literal(language, HOSTILE)}\n" in text
+
+
+def test_only_the_cli_imports_click():
+    # (black imports click itself; what matters is that our engine does not depend on it.)
+    package = Path(__file__).parent.parent / "templategen"
+    for module in package.glob("*.py"):
+        if module.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(n.split(".")[0] == "click" for n in names), module.name
