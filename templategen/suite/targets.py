@@ -1,0 +1,85 @@
+"""Building suite targets: the reference, and rendered files written to a work folder.
+
+Shared by the pytest suite and ``templategen verify``, so both run exactly the same
+thing. A target's ``options`` are the resolved values the code was rendered with; the
+runner substitutes them into scenarios (``{{key_prefix}}``) and skips scenarios whose
+``requires`` they do not meet.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..engine import RenderedFile
+from ..registry import Registry
+from .runner import Target
+from .scenarios import load_option_sets
+
+__all__ = [
+    "SUITE_HMAC_ENV",
+    "default_options",
+    "option_sets",
+    "reference_target",
+    "rendered_target",
+]
+
+#: Secrets the rendered code reads from its environment (the pickle HMAC key), set
+#: for the driver so that serializer=pickle can be verified like the others.
+SUITE_HMAC_ENV = {"CACHE_HMAC_KEY": "suite-only-hmac-key-0123456789abcdef"}
+
+
+def default_options(pattern: str, language: str = "python") -> dict[str, Any]:
+    spec = Registry().get(pattern)
+    return {o.name: o.default for o in spec.options_for(language)}
+
+
+def option_sets(pattern: str, language: str = "python") -> dict[str, dict[str, Any]]:
+    """``defaults`` plus each named set of the pattern's scenarios.json, over the defaults."""
+    base = default_options(pattern, language)
+    sets = {"defaults": base}
+    for name, overrides in load_option_sets(pattern).items():
+        sets[name] = {**base, **{k: v for k, v in overrides.items() if k in base}}
+    return sets
+
+
+def _env(options: Mapping[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(SUITE_HMAC_ENV)
+    hmac_env = options.get("hmac_key_env")
+    if isinstance(hmac_env, str) and hmac_env:
+        env[hmac_env] = SUITE_HMAC_ENV["CACHE_HMAC_KEY"]
+    return env
+
+
+def reference_target(pattern: str, options: Mapping[str, Any], label: str) -> Target:
+    module = "templategen.reference." + Registry().get(pattern).reference
+    return Target(
+        pattern=pattern,
+        language="python",
+        label=label,
+        command=[sys.executable, "-m", "templategen.suite.pydriver", "--module", module],
+        options=dict(options),
+        env=_env(options),
+    )
+
+
+def rendered_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
+    """Write ``rendered`` under ``workdir`` and return the target that drives it."""
+    if rendered.language != "python":
+        raise ValueError(f"no driver for {rendered.language} yet")
+    path = workdir / rendered.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(rendered.text, encoding="utf-8")
+    options = dict(rendered.options.values)
+    return Target(
+        pattern=rendered.pattern,
+        language=rendered.language,
+        label=label,
+        command=[sys.executable, "-m", "templategen.suite.pydriver", "--file", str(path)],
+        options=options,
+        env=_env(options),
+    )
