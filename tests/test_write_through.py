@@ -40,7 +40,7 @@ WAIT = 10.0  # seconds a test waits for another thread before it counts as hung
 
 
 class HookedStore:
-    """An SQLiteStore with hooks after each call: the user's database, slowed or paused."""
+    """An SQLiteStore with hooks around its calls: the user's database, slowed or paused."""
 
     def __init__(self, path: Path) -> None:
         self.inner = SQLiteStore(path)
