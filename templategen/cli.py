@@ -138,6 +138,7 @@ def show(registry: Registry, pattern: str) -> None:
     "-o",
     "--out",
     type=click.Path(path_type=Path),
+    metavar="DIR",
     help="Write DIR/<language>/<file> instead of printing.",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that differ from the rendering.")
@@ -154,7 +155,12 @@ def render_cmd(
     dry_run: bool,
     all_: bool,
 ) -> None:
-    """Render patterns as code, to stdout or under an output directory."""
+    """Render patterns as code: one file to stdout, or any number under -o DIR.
+
+    Files go to DIR/<language>/<file>. A file that differs from what is already there is
+    overwritten only with --force; --dry-run lists what would change, writes nothing, and
+    exits 1 when anything would.
+    """
     options = _parse_sets(settings)
     if all_:
         if patterns or options:
@@ -213,7 +219,11 @@ def verify_cmd(
     redis_url: str | None,
     as_json: bool,
 ) -> None:
-    """Render patterns and run their behaviour scenarios against a real Redis."""
+    """Render patterns and run their behaviour scenarios against a real Redis.
+
+    Redis is --redis-url, else $REDIS_URL, else a private redis-server started for the
+    run. Exits 0 only when every target passed.
+    """
     targets = verify.select_targets(registry, patterns, languages, _parse_sets(settings))
     with verify.redis_for_verify(redis_url) as url:
         report = verify.run(url, targets)

@@ -48,7 +48,8 @@ def test_version_prints_the_package_version():
 
 
 def _help_texts(command: click.Command) -> list[str]:
-    texts = [command.help or ""]
+    summary = (command.help or "").strip().split("\n\n")[0]
+    texts = [summary, (command.help or "").strip()]
     texts += [p.help or "" for p in command.params if isinstance(p, click.Option) and not p.hidden]
     return texts
 
