@@ -1,0 +1,558 @@
+"""WriteBehindCache: every accepted write reaches the store, through crashes and outages."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from templategen.reference.errors import (
+    CacheUnavailableError,
+    ConfigurationError,
+    FlushTimeoutError,
+    SerializationError,
+)
+from templategen.reference.store import Row, SQLiteStore, Store
+from templategen.reference.write_behind import WriteBehindCache, main
+
+from templategen.redis_server import RedisServer
+
+WORKER = Path(__file__).with_name("_write_behind_worker.py")
+STREAM = "wb:queue"
+GROUP = "flushers"
+
+
+class FlakyStore:
+    """SQLiteStore that fails while ``down`` or for its next ``failures`` upsert_many calls.
+
+    It records the number of rows of every upsert_many call, refuses rows whose id is in
+    ``reject`` (a constraint the data can never meet), and runs ``during_write`` (once)
+    inside the next successful call, before its commit.
+    """
+
+    def __init__(self, inner: SQLiteStore, *, failures: int = 0, reject: Iterable[str] = ()):
+        self.inner = inner
+        self.failures = failures
+        self.reject = frozenset(reject)
+        self.down = False
+        self.calls: list[int] = []
+        self.during_write: Callable[[], None] | None = None
+
+    def get(self, id: str) -> Row | None:
+        return self.inner.get(id)
+
+    def upsert(self, id: str, data: Any) -> Row:
+        return self.inner.upsert(id, data)
+
+    def upsert_many(self, rows: Iterable[Row]) -> int:
+        batch = list(rows)
+        self.calls.append(len(batch))
+        if self.down or self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("database is down")
+        for row in batch:
+            if row.id in self.reject:
+                raise ValueError(f"row {row.id!r} violates constraint data_check")
+        hook, self.during_write = self.during_write, None
+        if hook is not None:
+            hook()
+        return self.inner.upsert_many(batch)
+
+    def delete(self, id: str) -> bool:
+        return self.inner.delete(id)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FlakyStore:
+    return FlakyStore(SQLiteStore(tmp_path / "db.sqlite"))
+
+
+@pytest.fixture
+def make_cache(redis_client: redis.Redis) -> Iterator[Callable[..., WriteBehindCache]]:
+    made: list[WriteBehindCache] = []
+
+    def make(store: Store, **options: Any) -> WriteBehindCache:
+        settings: dict[str, Any] = {
+            "prefix": "wb",
+            "ttl": 60,
+            "flush_interval": 0.05,
+            "claim_idle": 0.5,
+            "max_retries": 2,
+            "backoff": 0.01,
+        }
+        cache = WriteBehindCache(redis_client, store, **(settings | options))
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:  # end flusher threads; a failure here is the test's own business
+        with contextlib.suppress(Exception):
+            cache.stop(timeout=2)
+
+
+def in_store(store: Store, keys: Iterable[str]) -> dict[str, Any]:
+    return {key: row.data for key in keys if (row := store.get(key)) is not None}
+
+
+def dead_letters(client: redis.Redis) -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in client.xrange(f"{STREAM}:dead")]
+
+
+# --- writes, reads, TTLs ----------------------------------------------------------------
+
+
+def test_set_queues_the_write_in_redis_and_leaves_the_store_alone(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store)
+    row = cache.set("user:1", {"name": "Ada"})
+
+    assert store.calls == [] and store.get("user:1") is None
+    assert redis_client.get("wb:data:user:1") == b'{"name":"Ada"}'
+    assert redis_client.get("wb:version:user:1") == str(row.version).encode()
+    [(_, fields)] = redis_client.xrange(STREAM)
+    assert fields == {
+        b"id": b"user:1",
+        b"version": str(row.version).encode(),
+        b"payload": b'{"name":"Ada"}',
+    }
+
+
+def test_get_reads_your_latest_write_before_it_is_flushed(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    writer, other_process = make_cache(store), make_cache(store)
+    first = writer.set("a", 1)
+    latest = writer.set("a", 2)
+
+    assert latest.version > first.version
+    assert writer.get("a") == other_process.get("a") == Row("a", 2, latest.version)
+    assert store.get("a") is None
+
+
+def test_a_flushed_value_gets_its_ttl_and_a_miss_reads_and_refills_from_the_store(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store, ttl=60)
+    row = cache.set("a", {"n": 1})
+    cache.flush()
+
+    assert 0 < redis_client.pttl("wb:data:a") <= 60_000
+    redis_client.delete("wb:data:a")  # as the TTL would
+    assert cache.get("a") == row
+    assert redis_client.get("wb:data:a") == b'{"n":1}'
+    assert 0 < redis_client.pttl("wb:data:a") <= 60_000
+    assert cache.get("missing") is None
+
+
+def test_a_dirty_value_has_no_ttl_and_outlives_the_ttl_while_the_store_is_down(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store, ttl=0.2)
+    store.down = True
+    cache.set("a", "dirty")
+    with pytest.raises(FlushTimeoutError):
+        cache.flush(timeout=0.3)
+    time.sleep(0.4)  # past the ttl
+
+    assert redis_client.pttl("wb:data:a") == -1
+    assert cache.get("a") is not None and cache.get("a").data == "dirty"  # type: ignore[union-attr]
+
+    store.down = False
+    cache.flush()
+    assert store.get("a") is not None and store.get("a").data == "dirty"  # type: ignore[union-attr]
+    assert redis_client.pttl("wb:data:a") > 0
+
+
+def test_a_write_that_arrives_during_the_flush_stays_dirty_without_ttl(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store)
+    cache.set("a", "v1")
+
+    def write_v2() -> None:
+        cache.set("a", "v2")
+
+    store.during_write = write_v2
+    cache.flush()
+
+    assert store.get("a") is not None and store.get("a").data == "v1"  # type: ignore[union-attr]
+    assert redis_client.pttl("wb:data:a") == -1  # v2 is not flushed yet: no TTL
+    assert cache.get("a").data == "v2"  # type: ignore[union-attr]
+    cache.flush()
+    assert store.get("a").data == "v2"  # type: ignore[union-attr]
+
+
+def test_the_first_write_to_a_row_already_in_the_store_is_not_ignored(
+    store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    for n in range(3):
+        store.upsert("a", f"old {n}")  # version 3, from the store's own counter
+    cache = make_cache(store)
+    cache.set("a", "new")
+    cache.flush()
+
+    assert store.get("a").data == "new"  # type: ignore[union-attr]
+
+
+def test_reading_an_evicted_dirty_value_never_caches_the_older_row(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store)
+    old = cache.set("a", "v1")
+    cache.flush()
+    cache.set("a", "v2")
+    redis_client.delete("wb:data:a")  # evicted (an allkeys-* maxmemory policy) while dirty
+
+    assert cache.get("a") == old  # the store is all there is...
+    assert redis_client.get("wb:data:a") is None  # ...but it is behind the queue: not cached
+    cache.flush()
+    assert cache.get("a").data == "v2"  # type: ignore[union-attr]
+
+
+def test_reading_a_row_with_a_higher_version_than_the_counter_raises_the_counter(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    high = 5 * 10**15  # above the clock-seeded versions, below 2^53
+    store.inner.upsert_many([Row("a", "from elsewhere", high)])
+    cache = make_cache(store)
+    assert cache.get("a") == Row("a", "from elsewhere", high)
+
+    assert cache.set("a", "new").version == high + 1
+    cache.flush()
+    assert store.get("a") == Row("a", "new", high + 1)
+
+
+# --- coalescing, draining, counters ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ten_thousand_writes_to_a_hundred_keys_upsert_at_most_a_hundred_rows_per_flush(
+    store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store, batch_size=1000)
+    last: dict[str, int] = {}
+    for i in range(10_000):
+        cache.set(f"k{i % 100}", i)
+        last[f"k{i % 100}"] = i
+    cache.flush()
+
+    assert len(store.calls) == 10  # one upsert_many per batch of 1000 entries
+    assert max(store.calls) <= 100  # ...each carrying one row per key
+    assert in_store(store, last) == last
+    stats = cache.stats()
+    assert (stats.queued, stats.flushed, stats.queue_depth) == (10_000, 10_000, 0)
+
+
+def test_stop_drains_what_is_queued_before_returning(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    # The thread flushes once at start, then sleeps for a minute: only stop() can drain.
+    cache = make_cache(store, flush_interval=60)
+    cache.start()
+    last = {f"k{i % 30}": i for i in range(300)}
+    for key, value in ((f"k{i % 30}", i) for i in range(300)):
+        cache.set(key, value)
+    cache.stop(timeout=10)
+
+    assert in_store(store, last) == last
+    assert redis_client.xlen(STREAM) == 0
+    assert cache.stats().flushed == 300
+    assert redis_client.xinfo_consumers(STREAM, GROUP) == []  # it left the group
+
+
+def test_stats_count_the_queue_and_the_age_of_its_oldest_entry(
+    store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store)
+    for n in range(3):
+        cache.set(f"k{n}", n)
+    time.sleep(0.2)
+    before = cache.stats()
+    cache.flush()
+    after = cache.stats()
+
+    assert (before.queued, before.flushed, before.queue_depth) == (3, 0, 3)
+    assert before.oldest_pending_age >= 0.2
+    assert (after.flushed, after.queue_depth, after.oldest_pending_age) == (3, 0, 0.0)
+
+
+# --- store failures and poison ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("failures", [2, 5, 30])
+def test_a_store_that_fails_for_a_while_loses_nothing_and_counts_retries(
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    make_cache: Callable[..., WriteBehindCache],
+    failures: int,
+) -> None:
+    # 2: retried within the batch; 5: back mid-way through the row-by-row pass;
+    # 30: down through several rounds of retries.
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), failures=failures)
+    cache = make_cache(store, max_retries=2)
+    last = {f"k{n}": n for n in range(10)}
+    for key, value in last.items():
+        cache.set(key, value)
+    cache.flush(timeout=20)
+
+    assert in_store(store, last) == last
+    stats = cache.stats()
+    assert stats.retried == failures
+    assert (stats.dead_lettered, stats.dead_letters, stats.queue_depth) == (0, 0, 0)
+
+
+def test_a_poison_row_is_dead_lettered_with_its_error_and_its_batch_is_flushed(
+    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"poison"})
+    cache = make_cache(store)
+    last = {f"k{n}": n for n in range(10)}
+    for key, value in last.items():
+        cache.set(key, value)
+        if key == "k4":
+            cache.set("poison", {"bad": True})
+    cache.flush()
+
+    assert in_store(store, last) == last and store.get("poison") is None
+    [letter] = dead_letters(redis_client)
+    assert letter[b"id"] == b"poison" and letter[b"payload"] == b'{"bad":true}'
+    assert letter[b"error"] == b"ValueError: row 'poison' violates constraint data_check"
+    stats = cache.stats()
+    assert (stats.dead_lettered, stats.dead_letters, stats.queue_depth) == (1, 1, 0)
+
+
+def test_an_undecodable_entry_is_dead_lettered_and_its_batch_is_flushed(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store)
+    cache.set("a", 1)
+    redis_client.xadd(STREAM, {"id": "b", "version": "1", "payload": b"\xff not json"})
+    cache.set("c", 3)
+    cache.flush()
+
+    assert in_store(store, ["a", "b", "c"]) == {"a": 1, "c": 3}
+    [letter] = dead_letters(redis_client)
+    assert letter[b"payload"] == b"\xff not json"
+    assert letter[b"error"].startswith(b"undecodable entry: SerializationError(")
+    assert cache.stats().dead_lettered == 1
+
+
+@pytest.mark.slow
+def test_stop_with_the_store_down_raises_flush_timeout_and_keeps_every_entry_pending(
+    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    sqlite = SQLiteStore(tmp_path / "db.sqlite")
+    down = FlakyStore(sqlite)
+    down.down = True
+    cache = make_cache(down)
+    cache.start()
+    last = {f"k{n}": n for n in range(20)}
+    for key, value in last.items():
+        cache.set(key, value)
+
+    outcome: list[BaseException | None] = []
+
+    def stop() -> None:
+        try:
+            cache.stop(timeout=1)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    stopper.join(30)  # a liveness bound, not a measurement: stop() must return at all
+    assert not stopper.is_alive()
+    assert isinstance(outcome[0], FlushTimeoutError)
+    assert redis_client.xlen(STREAM) == 20 and in_store(sqlite, last) == {}
+
+    # The next flusher claims the stopped one's pending entries and writes them all.
+    make_cache(FlakyStore(sqlite), claim_idle=0.2).flush(timeout=20)
+    assert in_store(sqlite, last) == last
+    assert redis_client.xlen(STREAM) == 0
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+# --- crashes and concurrency -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_every_last_write_reaches_sqlite_after_a_flusher_is_killed_mid_batch(
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    make_cache: Callable[..., WriteBehindCache],
+) -> None:
+    sqlite = SQLiteStore(tmp_path / "db.sqlite")
+    writer = make_cache(sqlite)
+    last: dict[str, int] = {}
+    for i in range(500):
+        writer.set(f"k{i % 50}", i)
+        last[f"k{i % 50}"] = i
+
+    marker = tmp_path / "in-upsert"
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), redis_url, str(tmp_path / "db.sqlite"), str(marker), "wb"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), worker.stderr.read() if worker.poll() is not None else "no marker"
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+    # Killed mid-batch: half its batch committed, none of it acknowledged.
+    assert 0 < len(in_store(sqlite, last)) < 50
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 50
+    for i in range(500, 700):  # writers carry on
+        writer.set(f"k{i % 50}", i)
+        last[f"k{i % 50}"] = i
+
+    make_cache(sqlite, claim_idle=0.3).flush(timeout=30)
+    assert in_store(sqlite, last) == last
+    assert redis_client.xlen(STREAM) == 0
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+@pytest.mark.slow
+def test_concurrent_writers_and_flushers_leave_each_rows_newest_write_in_the_store(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    flushers = [make_cache(store, batch_size=20) for _ in range(2)]
+    for flusher in flushers:
+        flusher.start()
+    newest: dict[str, Row] = {}
+    lock = threading.Lock()
+
+    def write(n: int) -> None:
+        cache = make_cache(store)
+        for i in range(300):
+            row = cache.set(f"k{i % 10}", [n, i])
+            with lock:
+                if row.id not in newest or row.version > newest[row.id].version:
+                    newest[row.id] = row
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    for flusher in flushers:
+        flusher.stop(timeout=20)
+
+    assert {key: store.get(key) for key in newest} == newest
+    assert sum(f.stats().flushed for f in flushers) >= 1200  # a claimed batch counts twice
+
+
+# --- Redis down, bad input, the command ------------------------------------------------
+
+
+def test_set_and_get_fail_loudly_when_redis_is_down(
+    private_redis: RedisServer, store: FlakyStore
+) -> None:
+    cache = WriteBehindCache(redis.Redis.from_url(private_redis.url), store, prefix="wb")
+    cache.set("a", 1)
+    private_redis.stop()
+
+    with pytest.raises(CacheUnavailableError):
+        cache.set("a", 2)
+    with pytest.raises(CacheUnavailableError):
+        cache.get("a")
+
+
+def test_unencodable_data_is_refused_before_anything_is_queued(
+    redis_client: redis.Redis, store: FlakyStore, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    cache = make_cache(store)
+    with pytest.raises(SerializationError):
+        cache.set("a", {1, 2})
+    assert redis_client.xlen(STREAM) == 0 and redis_client.get("wb:data:a") is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"prefix": ""},
+        {"ttl": 0},
+        {"ttl": -1},
+        {"stream": ""},
+        {"group": ""},
+        {"batch_size": 0},
+        {"batch_size": True},
+        {"batch_size": 1.5},
+        {"flush_interval": 0},
+        {"claim_idle": float("nan")},
+        {"max_retries": -1},
+        {"backoff": 0},
+        {"serializer": "xml"},
+        {"serializer": "pickle"},  # without hmac_key
+    ],
+)
+def test_bad_options_raise_configuration_error(
+    redis_client: redis.Redis, store: FlakyStore, options: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        WriteBehindCache(redis_client, store, **options)
+
+
+def test_bad_arguments_raise_configuration_error(
+    redis_url: str, redis_client: redis.Redis, store: FlakyStore
+) -> None:
+    with pytest.raises(ConfigurationError):
+        WriteBehindCache(redis.Redis.from_url(redis_url, decode_responses=True), store)
+    with pytest.raises(ConfigurationError):
+        WriteBehindCache(redis_client, object())  # type: ignore[arg-type]
+    cache = WriteBehindCache(redis_client, store)
+    with pytest.raises(ConfigurationError):
+        cache.set(5, "x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        cache.stop(timeout=0)
+    sqlite = str(store.inner.path)
+    assert main(["--redis-url", redis_url, "--sqlite", sqlite, "--batch-size", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_the_flusher_command_flushes_the_queue_and_drains_it_on_sigterm(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    sqlite = SQLiteStore(tmp_path / "db.sqlite")
+    writer = WriteBehindCache(redis_client, sqlite, prefix="wb")
+    last = {f"k{n}": n for n in range(20)}
+    for key, value in last.items():
+        writer.set(key, value)
+
+    # Run from a directory outside the checkout: the module must be importable installed.
+    command = [sys.executable, "-m", "templategen.reference.write_behind"]
+    options = ["--redis-url", redis_url, "--sqlite", str(tmp_path / "db.sqlite")]
+    flusher = subprocess.Popen(
+        [*command, *options, "--flush-interval", "60"], cwd=tmp_path, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while redis_client.xlen(STREAM) and flusher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert in_store(sqlite, last) == last  # its first flush, at start
+        for n in range(20):  # the next flush is a minute away: only the drain writes these
+            writer.set(f"k{n}", n + 100)
+            last[f"k{n}"] = n + 100
+        flusher.send_signal(signal.SIGTERM)
+        _, stderr = flusher.communicate(timeout=30)
+    finally:
+        if flusher.poll() is None:
+            flusher.kill()
+    assert flusher.returncode == 0, stderr.decode()
+    assert in_store(sqlite, last) == last
+    assert redis_client.xlen(STREAM) == 0
