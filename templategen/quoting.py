@@ -301,7 +301,7 @@ _py_script = _script_filter("python", '"""', '"""', ('"""', "\\", "\r"))
 
 
 def _python_script(value: object) -> Code:
-    if isinstance(value, str) and value.endswith('"'):
+    if type(value) is TrustedText and value.endswith('"'):
         raise QuotingError('script text ends with ", which would merge with the closing """')
     return _py_script(value)
 
