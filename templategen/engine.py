@@ -106,11 +106,12 @@ def _strict(quote: Callable[[object], Code]) -> Callable[[object], Code]:
     return filter_
 
 
-def _template_line(exc: BaseException, name: str) -> int | None:
+def _where(exc: BaseException, name: str) -> str:
+    """``template, line N`` of the innermost template frame (a partial, if it failed there)."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return exc.lineno
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == name]
-    return frames[-1].lineno if frames else None
+        return f"{exc.filename or name}, line {exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    return f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else name
 
 
 def render_template(pattern: PatternSpec, language: str, context: Mapping[str, object]) -> str:
@@ -120,8 +121,7 @@ def render_template(pattern: PatternSpec, language: str, context: Mapping[str, o
         template = _environment(pattern, language).get_template(LANGUAGES[language].template)
         return template.render(context)
     except (jinja2.TemplateError, TemplategenError) as exc:
-        line = _template_line(exc, name)
-        where = f"{name}, line {line}" if line else name
+        where = _where(exc, name)
         raise TemplateBugError(f"{where}: {type(exc).__name__}: {exc}") from None
 
 

@@ -279,3 +279,13 @@ def test_only_the_cli_imports_click():
                 else []
             )
             assert not any(n.split(".")[0] == "click" for n in names), module.name
+
+
+def test_an_error_in_a_shared_partial_names_the_partial_and_its_line():
+    with pytest.raises(TemplateBugError, match=r"^_shared/python/bad.py.j2, line 2: .*'missing'"):
+        render("bad-partial", "python", registry=BROKEN)
+
+
+def test_a_template_syntax_error_names_the_template_and_line():
+    with pytest.raises(TemplateBugError, match=r"^builtin-filter/python.py.j2, line 1: "):
+        render("builtin-filter", "python", registry=BROKEN)
