@@ -179,7 +179,8 @@ class Flusher:
         policy: Policy,
         counters: Counters,
     ) -> None:
-        # Unique per flusher: XAUTOCLAIM tells a crashed flusher's entries by their owner.
+        # Unique per flusher: two flushers under one name would each take the other's
+        # in-flight entries for their own failed ones, and no crash could be told apart.
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._client = client
         self._store = store

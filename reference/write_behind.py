@@ -96,6 +96,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -386,7 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--sqlite", required=True, help="Path of the SQLite database file.")
     add("--table", default="cache_rows", help="SQLite table of the rows.")
     add("--prefix", default="wb", help="Key prefix the writers use.")
-    add("--ttl", type=float, default=3600.0, help="Seconds a value stays cached once flushed.")
+    add(
+        "--ttl",
+        type=float,
+        default=3600.0,
+        help="Seconds a value stays cached after this flushes it.",
+    )
     add("--stream", help="Stream name (default: PREFIX:queue).")
     add("--group", default="flushers", help="Consumer group name.")
     add("--batch-size", type=int, default=100, help="Entries per store write.")
@@ -403,8 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--drain-timeout", type=float, default=30.0, help="Seconds to drain on shutdown.")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
+        drain_timeout = require_positive_seconds(args.drain_timeout, "--drain-timeout")
         cache = WriteBehindCache(
             redis.Redis.from_url(args.redis_url),
             SQLiteStore(args.sqlite, table=args.table),
@@ -419,9 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             backoff=args.backoff,
             serializer=args.serializer,
         )
-    except (ConfigurationError, StoreError) as exc:
+    except (ConfigurationError, StoreError, sqlite3.Error) as exc:
         print(f"write-behind: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
@@ -429,9 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache.start()
         while not stopping.wait(1.0):
             pass
-        cache.stop(args.drain_timeout)
-    except CacheError as exc:
-        print(f"write-behind: {exc}", file=sys.stderr)
+        cache.stop(drain_timeout)
+    except CacheError as exc:  # its message names write-behind already
+        print(exc, file=sys.stderr)
         return 1
     return 0
 
