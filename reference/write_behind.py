@@ -59,15 +59,19 @@ Does not
     - Delete rows, or share the table with other writers: a version the store got
       elsewhere, above the ones handed out here, makes the store ignore these writes.
     - Bound the dead-letter stream: inspect it, replay what you can, trim it yourself.
+    - Remove a crashed flusher's consumer from the group (once its entries are claimed
+      it holds none; ``XGROUP DELCONSUMER`` it). ``stop()`` removes its own.
 
 Wire format (``<prefix>`` is ``prefix``)
     - ``<prefix>:data:<id>``: the cached value, the serializer's bytes (compact UTF-8
-      JSON by default); no TTL while dirty, PX ``ttl`` once flushed or filled.
+      JSON by default); no TTL while dirty, PX ``ttl`` once flushed (the committing
+      flusher's ``ttl``: give every flusher the same) or filled from the store.
     - ``<prefix>:version:<id>``: the row's latest version, ASCII decimal, no TTL (the
       counter must outlive the value). The first write seeds it from Redis's clock,
       ``<unix seconds><6-digit microseconds>``, then INCR: a row that has a
       counter-based version in the store already, or a counter lost with Redis's data,
-      still gets versions the store has not seen. (Below 2^53, so exact in Lua.)
+      still gets versions the store has not seen (below 2^53, so exact in Lua). A
+      fill from the store raises it to the row's version if that is higher.
     - Stream ``<prefix>:queue`` (``stream=``), group ``flushers`` (``group=``) created
       from ID 0 with MKSTREAM. Entry fields: ``id`` (the row id, UTF-8), ``version``
       (decimal), ``payload`` (the serializer's bytes). Consumers ``<host>:<pid>:<hex>``.
