@@ -20,6 +20,7 @@ from .engine import RenderedFile, render, render_all
 from .errors import TemplateBugError, TemplategenError
 from .languages import LANGUAGES
 from .registry import Registry
+from .suite.runner import ScenarioResult
 
 __all__ = ["cli", "main"]
 
@@ -225,25 +226,45 @@ def verify_cmd(
     run. Exits 0 only when every target passed.
     """
     targets = verify.select_targets(registry, patterns, languages, _parse_sets(settings))
+
+    def progress(target: RenderedFile, result: ScenarioResult) -> None:
+        if not as_json:
+            where = f"{target.pattern} ({target.language})"
+            click.echo(f"  {result.status:<7} {where}: {result.scenario}", err=True)
+
     with verify.redis_for_verify(redis_url) as url:
-        report = verify.run(url, targets)
+        report = verify.run(url, targets, on_result=progress, registry=registry)
     if as_json:
         _echo_json(report.to_json())
     else:
-        for result in report.results:
-            label = f"{result.pattern} ({result.language})"
-            click.echo(f"{result.status.upper()} {label}: {result.message}".rstrip(": "))
-        failed = sum(r.status == "failed" for r in report.results)
-        skipped = sum(r.status == "skipped" for r in report.results)
-        if report.passed:
-            click.echo(f"verify passed: {len(report.results)} target(s), {skipped} skipped.")
-        else:
-            click.echo(
-                f"verify did not pass: {failed} failed, {skipped} skipped, "
-                f"of {len(report.results)} target(s)."
-            )
+        _print_report(report)
     if not report.passed:
         sys.exit(1)
+
+
+def _print_report(report: verify.VerifyReport) -> None:
+    """A table of patterns by languages, then the reason for everything not passed."""
+    languages = [lang for lang in LANGUAGES if any(r.language == lang for r in report.results)]
+    cells = {(r.pattern, r.language): r.status for r in report.results}
+    rows = sorted({r.pattern for r in report.results})
+    width = max(len("pattern"), *(len(p) for p in rows)) + 2
+    click.echo("")
+    click.echo("pattern".ljust(width) + "  ".join(lang.ljust(8) for lang in languages).rstrip())
+    for pattern in rows:
+        marks = (cells.get((pattern, lang), "-").ljust(8) for lang in languages)
+        click.echo((pattern.ljust(width) + "  ".join(marks)).rstrip())
+    click.echo("")
+    for result in report.results:
+        click.echo(f"{result.status} {result.pattern} ({result.language}): {result.message}")
+    failed = sum(r.status == "failed" for r in report.results)
+    skipped = sum(r.status == "skipped" for r in report.results)
+    if report.passed:
+        click.echo(f"verify passed: {len(report.results)} target(s), {skipped} skipped.")
+    else:
+        click.echo(
+            f"verify did not pass: {failed} failed, {skipped} skipped, "
+            f"of {len(report.results)} target(s)."
+        )
 
 
 def main() -> None:

@@ -1,17 +1,19 @@
 """``templategen verify``: which implementations to check, which Redis, and the suite seam.
 
-The behaviour suite (``templategen/suite``, docs/conformance.md) plugs in at :func:`run`:
-it receives the resolved Redis URL and the rendered targets, and returns one result per
-target. Until it does, :func:`run` fails every target and says why: a verification that
-checked nothing must never read as a pass.
+:func:`run` plays the behaviour suite (``templategen/suite``, docs/conformance.md) for
+each rendered target through its language's driver, against the resolved Redis, and
+returns one result per target. A verification that checked nothing never reads as a
+pass: no scenarios, or no driver, is *skipped* with the reason.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from .engine import RenderedFile, render
@@ -19,10 +21,14 @@ from .errors import TemplategenError, ToolMissingError, UsageError
 from .languages import get_language
 from .redis_server import RedisServer, RedisServerError, find_redis_server
 from .registry import Registry
+from .suite.runner import ScenarioResult, run_target
+from .suite.scenarios import load_scenarios
+from .suite.targets import NoDriverError, rendered_target
 
 __all__ = ["TargetResult", "VerifyReport", "redis_for_verify", "run", "select_targets"]
 
 Status = Literal["passed", "failed", "skipped"]
+_STATUSES: tuple[Status, ...] = ("passed", "failed", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,8 @@ class TargetResult:
     language: str
     status: Status
     message: str
+    #: One entry per scenario: {"scenario", "status", "message"}.
+    scenarios: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,22 +105,69 @@ def redis_for_verify(url: str | None) -> Iterator[str]:
         server.close()
 
 
-def run(redis_url: str, targets: Sequence[RenderedFile]) -> VerifyReport:
-    """Play each target's behaviour scenarios against ``redis_url``.
-
-    The seam for the behaviour suite. For now no target can pass: each fails with the
-    reason, so ``verify`` exits 1 instead of reporting a check that never ran.
-    """
-    del redis_url  # used once the suite is plugged in
-    return VerifyReport(
-        tuple(
-            TargetResult(
-                target.pattern,
-                target.language,
-                "failed",
-                f"no behaviour scenarios for {target.pattern} ({target.language}) are run by "
-                "verify yet",
-            )
-            for target in targets
-        )
+def _summarize(target: RenderedFile, results: Sequence[ScenarioResult]) -> TargetResult:
+    counts = {status: sum(r.status == status for r in results) for status in _STATUSES}
+    failed = [r for r in results if r.status == "failed"]
+    details = tuple(
+        {"scenario": r.scenario, "status": r.status, "message": r.message} for r in results
     )
+    if failed:
+        first = failed[0]
+        message = (
+            f"{counts['failed']} of {len(results)} scenario(s) failed; "
+            f"first: {first.scenario}: {first.message}"
+        )
+        return TargetResult(target.pattern, target.language, "failed", message, details)
+    summary = f"{counts['passed']} scenario(s) passed, {counts['skipped']} skipped"
+    if counts["passed"] == 0:
+        reasons = sorted({r.message for r in results})
+        return TargetResult(
+            target.pattern,
+            target.language,
+            "skipped",
+            f"every scenario was skipped: {'; '.join(reasons)}",
+            details,
+        )
+    return TargetResult(target.pattern, target.language, "passed", summary, details)
+
+
+def run(
+    redis_url: str,
+    targets: Sequence[RenderedFile],
+    *,
+    on_result: Callable[[RenderedFile, ScenarioResult], None] | None = None,
+    registry: Registry | None = None,
+) -> VerifyReport:
+    """Play each target's behaviour scenarios against ``redis_url``, through its driver.
+
+    A target passes only when at least one scenario ran and none failed; a language
+    without a driver, or a pattern without scenarios, is *skipped* with the reason —
+    never passed. ``on_result`` hears of every scenario as it finishes (progress).
+    """
+    report: list[TargetResult] = []
+    with tempfile.TemporaryDirectory(prefix="templategen-verify-") as workdir:
+        for target in targets:
+            scenarios = load_scenarios(target.pattern, (registry or Registry()).root)
+            if not scenarios:
+                report.append(
+                    TargetResult(
+                        target.pattern,
+                        target.language,
+                        "skipped",
+                        f"{target.pattern} has no behaviour scenarios yet",
+                    )
+                )
+                continue
+            try:
+                suite_target = rendered_target(target, Path(workdir), target.language)
+            except NoDriverError as exc:
+                report.append(TargetResult(target.pattern, target.language, "skipped", str(exc)))
+                continue
+
+            def progress(result: ScenarioResult, target: RenderedFile = target) -> None:
+                if on_result is not None:
+                    on_result(target, result)
+
+            results = run_target(suite_target, scenarios, redis_url, on_result=progress)
+            report.append(_summarize(target, results))
+    return VerifyReport(tuple(report))

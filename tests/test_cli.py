@@ -228,7 +228,7 @@ def test_template_bug_exits_1_with_the_numbered_rendered_text():
 def test_verify_without_scenarios_fails_and_never_says_passed(redis_url):
     result = run("verify", "greeting", "--redis-url", redis_url)
     assert result.exit_code == 1
-    assert "FAILED greeting (python)" in result.output
+    assert "skipped greeting (python): greeting has no behaviour scenarios yet" in result.output
     assert "passed" not in result.output.lower()
 
 
@@ -238,14 +238,14 @@ def test_verify_json_report_is_not_passed(redis_url):
     data = json.loads(result.stdout)
     assert data["passed"] is False
     assert [(r["pattern"], r["language"], r["status"]) for r in data["results"]] == [
-        ("greeting", "python", "failed")
+        ("greeting", "python", "skipped")
     ]
 
 
 def test_verify_starts_a_private_redis_when_no_url_is_given():
     result = run("verify", "greeting", env={"REDIS_URL": None})
     assert result.exit_code == 1
-    assert "FAILED greeting (python)" in result.output
+    assert "skipped greeting (python)" in result.output
 
 
 def test_verify_without_redis_exits_3_saying_how_to_get_it(tmp_path):

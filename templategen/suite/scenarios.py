@@ -100,13 +100,16 @@ def parse_scenarios(pattern: str, text: str, source: str) -> list[Scenario]:
     return out
 
 
-def scenario_file(pattern: str) -> Traversable:
-    return files("templategen.templates").joinpath(pattern, "scenarios.json")
+def scenario_file(pattern: str, root: Traversable | None = None) -> Traversable:
+    return (root or files("templategen.templates")).joinpath(pattern, "scenarios.json")
 
 
-def load_scenarios(pattern: str) -> list[Scenario]:
-    """The scenarios of ``pattern`` (kebab-case name); [] when it has none yet."""
-    path = scenario_file(pattern)
+def load_scenarios(pattern: str, root: Traversable | None = None) -> list[Scenario]:
+    """The scenarios of ``pattern`` (kebab-case name) under the templates ``root``.
+
+    [] when it has none yet.
+    """
+    path = scenario_file(pattern, root)
     if not path.is_file():
         return []
     return parse_scenarios(pattern, path.read_text(encoding="utf-8"), f"{pattern}/scenarios.json")

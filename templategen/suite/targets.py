@@ -21,6 +21,7 @@ from .scenarios import load_option_sets
 
 __all__ = [
     "SUITE_HMAC_ENV",
+    "NoDriverError",
     "default_options",
     "option_sets",
     "reference_target",
@@ -30,6 +31,10 @@ __all__ = [
 #: Secrets the rendered code reads from its environment (the pickle HMAC key), set
 #: for the driver so that serializer=pickle can be verified like the others.
 SUITE_HMAC_ENV = {"CACHE_HMAC_KEY": "suite-only-hmac-key-0123456789abcdef"}
+
+
+class NoDriverError(LookupError):
+    """The behaviour suite has no driver for this language yet."""
 
 
 def default_options(pattern: str, language: str = "python") -> dict[str, Any]:
@@ -70,7 +75,7 @@ def reference_target(pattern: str, options: Mapping[str, Any], label: str) -> Ta
 def rendered_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
     """Write ``rendered`` under ``workdir`` and return the target that drives it."""
     if rendered.language != "python":
-        raise ValueError(f"no driver for {rendered.language} yet")
+        raise NoDriverError(f"the behaviour suite has no {rendered.language} driver yet")
     path = workdir / rendered.path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(rendered.text, encoding="utf-8")
