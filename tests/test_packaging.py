@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,9 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_wheel_ships_reference_and_templates_and_runs_outside_the_checkout(
     tmp_path: Path,
 ) -> None:
+    # Build from a private copy: setuptools writes build/ and *.egg-info beside the
+    # sources, and two builds sharing them (parallel test runs) break each other.
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+            "node_modules", "output",
+        ),
+    )  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(ROOT)],
+         "-w", str(tmp_path / "dist"), str(source)],
         check=True,
     )  # fmt: skip
     wheel = next((tmp_path / "dist").glob("templategen-*.whl"))
