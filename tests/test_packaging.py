@@ -42,9 +42,9 @@ def test_wheel_ships_reference_and_templates_and_runs_outside_the_checkout(
     assert "templategen/suite/pydriver/__main__.py" in names
     patterns = sorted(p.name for p in (ROOT / "templates").iterdir() if p.is_dir())
     assert patterns, "no pattern folders found"
-    for pattern in patterns:
-        for f in sorted((ROOT / "templates" / pattern).iterdir()):
-            assert f"templategen/templates/{pattern}/{f.name}" in names
+    for f in sorted((ROOT / "templates").rglob("*")):
+        if f.is_file() and f.suffix in {".j2", ".toml", ".json", ".md"}:
+            assert f"templategen/templates/{f.relative_to(ROOT / 'templates')}" in names
 
     target = tmp_path / "site"
     subprocess.run(
