@@ -1,30 +1,40 @@
 """The user's database, as write-through and write-behind see it: the ``Store`` protocol.
 
-A store holds rows ``(id, data, version)``. ``version`` grows by one on every write of
-a row, and is how the cache tells a newer write from an older one. The protocol is four
-methods, so it can be implemented for any database in a screenful; :class:`SQLiteStore`
-(stdlib ``sqlite3``) is the embedded default and what the tests run against.
+A store holds rows ``(id, data, version)``. ``version`` grows on every write of a row,
+deletes included, and is how the cache tells a newer write from an older one. The
+protocol is four methods, so it can be implemented for any database in a screenful;
+:class:`SQLiteStore` (stdlib ``sqlite3``) is the embedded default and what the tests run
+against.
 
 Guarantees a store must give:
 
+- Versions of a row only grow, also across a delete: a row deleted at version 7 and
+  written again gets 9, never 1. (Otherwise a write of the old row still on its way to
+  the cache could win the cache's version compare-and-set over the new one.) A store
+  keeps the version of a deleted row in a *tombstone* (the row with no data), or takes
+  versions from one sequence shared by all rows.
 - ``upsert(id, data)`` writes the row and returns it with a version greater than any
   the row had before, atomically (two concurrent upserts never get the same version).
 - ``upsert_many(rows)`` writes each row only if its version is greater than the stored
-  one, in one transaction, and returns how many it wrote. Replaying a batch is
-  therefore a no-op: write-behind relies on this after a crash.
-- ``delete(id)`` removes the row; ``get(id)`` returns it or ``None``.
+  one (a tombstone's included), in one transaction, and returns how many it wrote.
+  Replaying a batch is therefore a no-op: write-behind relies on this after a crash.
+- ``delete(id)`` removes the row and returns the version of the deletion, greater than
+  any the row had; ``None`` if there was no row (nothing changes then).
+- ``get(id)`` returns the row, or ``None`` if there is none or it was deleted.
 - Failures raise; wrap them in :class:`~.errors.StoreError` if you like, any exception
   is treated as a failed write.
 
 A PostgreSQL store, for example (psycopg 3, table ``rows(id text primary key,
-data jsonb, version bigint)``)::
+data jsonb, version bigint not null)``; a deleted row keeps its version with ``data``
+NULL)::
 
     class PostgresStore:
         def __init__(self, pool): self.pool = pool
 
         def get(self, id):
             with self.pool.connection() as c:
-                r = c.execute("SELECT data, version FROM rows WHERE id = %s", (id,)).fetchone()
+                r = c.execute("SELECT data, version FROM rows"
+                              " WHERE id = %s AND data IS NOT NULL", (id,)).fetchone()
             return Row(id, r[0], r[1]) if r else None
 
         def upsert(self, id, data):
@@ -47,12 +57,26 @@ data jsonb, version bigint)``)::
 
         def delete(self, id):
             with self.pool.connection() as c:
-                return c.execute("DELETE FROM rows WHERE id = %s", (id,)).rowcount > 0
+                r = c.execute("UPDATE rows SET data = NULL, version = version + 1"
+                              " WHERE id = %s AND data IS NOT NULL RETURNING version",
+                              (id,)).fetchone()
+            return r[0] if r else None
 
-MongoDB is the same shape: ``find_one_and_update(..., {"$inc": {"version": 1}},
-upsert=True, return_document=AFTER)`` for ``upsert``, and ``bulk_write`` of
-``UpdateOne({"_id": id, "version": {"$lt": v}}, ..., upsert=True)`` for ``upsert_many``
-(a duplicate-key error on an upsert there means a newer version won; ignore it).
+(Store JSON ``null`` as the jsonb value ``'null'``, not SQL NULL, so it is not taken
+for a tombstone.) MongoDB is the same shape, with a ``deleted`` flag in each document:
+``find_one_and_update({"_id": id}, {"$set": {"data": data, "deleted": False}, "$inc":
+{"version": 1}}, upsert=True, return_document=AFTER)`` for ``upsert``; ``bulk_write``
+of ``UpdateOne({"_id": id, "version": {"$lt": v}}, {"$set": {..., "deleted": False}},
+upsert=True)`` for ``upsert_many`` (a duplicate-key error on an upsert there means a
+newer version won; ignore it); ``find_one_and_update({"_id": id, "deleted": False},
+{"$set": {"deleted": True, "data": None}, "$inc": {"version": 1}},
+return_document=AFTER)`` for ``delete`` (its ``version``, or None when nothing
+matched); and ``find_one({"_id": id, "deleted": False})`` for ``get``.
+
+Tombstones are never purged here: purging one would let the row restart at version 1.
+A store that needs to reclaim them should take versions from one sequence shared by
+every row instead (a PostgreSQL sequence, a MongoDB counter document); then ``delete``
+may remove the row outright and return the sequence's next value.
 """
 
 from __future__ import annotations
@@ -81,15 +105,26 @@ class Row:
 
 @runtime_checkable
 class Store(Protocol):
-    """The four operations write-through and write-behind need from a database."""
+    """The four operations write-through and write-behind need from a database.
 
-    def get(self, id: str) -> Row | None: ...
+    A row's versions only grow, across deletes too (see the module docstring).
+    """
 
-    def upsert(self, id: str, data: Any) -> Row: ...
+    def get(self, id: str) -> Row | None:
+        """The live row ``id``; None if there is none or it was deleted."""
+        ...
 
-    def upsert_many(self, rows: Iterable[Row]) -> int: ...
+    def upsert(self, id: str, data: Any) -> Row:
+        """Write the row at a version above any it had, deleted or not; return it."""
+        ...
 
-    def delete(self, id: str) -> bool: ...
+    def upsert_many(self, rows: Iterable[Row]) -> int:
+        """Write each row whose version is above the stored one, atomically; the count."""
+        ...
+
+    def delete(self, id: str) -> int | None:
+        """Delete the live row; the deletion's version (above the row's), or None if none."""
+        ...
 
 
 class SQLiteStore:
@@ -97,7 +132,11 @@ class SQLiteStore:
 
     Each thread gets its own connection (sqlite3 connections must not be shared while
     in use); WAL mode lets readers run beside a writer, and ``busy_timeout`` makes a
-    second process wait for the write lock instead of failing at once.
+    second process wait for the write lock instead of failing at once. A deleted row
+    stays as a tombstone (``data`` NULL) holding its last version, so the row's
+    versions keep growing when it is written again. A table created by an older
+    version of this class (``data`` NOT NULL) cannot hold tombstones: ``delete`` fails
+    on it with a StoreError; recreate the table.
     """
 
     def __init__(self, path: str | Path, *, table: str = "cache_rows") -> None:
@@ -110,7 +149,7 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} ("
-                " id TEXT PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL)"
+                " id TEXT PRIMARY KEY, data TEXT, version INTEGER NOT NULL)"
             )
 
     def _connect(self) -> sqlite3.Connection:
@@ -130,7 +169,9 @@ class SQLiteStore:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite get {id!r} failed: {exc}") from exc
-        return Row(id, json.loads(found[0]), found[1]) if found else None
+        if found is None or found[0] is None:  # no such row, or its tombstone
+            return None
+        return Row(id, json.loads(found[0]), found[1])
 
     def upsert(self, id: str, data: Any) -> Row:
         encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -138,6 +179,7 @@ class SQLiteStore:
         try:
             # BEGIN IMMEDIATE takes the write lock before reading the version, so two
             # writers (threads or processes) can never both read v and both write v + 1.
+            # A tombstone is a conflict like a live row: the version continues from it.
             conn.execute("BEGIN IMMEDIATE")
             try:
                 (version,) = conn.execute(
@@ -165,7 +207,8 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for param in params:
-                    # The WHERE makes a replayed (or older) row a no-op: idempotent.
+                    # The WHERE makes a replayed (or older) row a no-op: idempotent. A
+                    # tombstone is compared like any row, so only a newer write revives it.
                     cur = conn.execute(
                         f"INSERT INTO {self._table} (id, data, version) VALUES (?, ?, ?)"
                         " ON CONFLICT (id) DO UPDATE SET data = excluded.data,"
@@ -182,12 +225,23 @@ class SQLiteStore:
             raise StoreError(f"sqlite upsert_many failed: {exc}") from exc
         return written
 
-    def delete(self, id: str) -> bool:
+    def delete(self, id: str) -> int | None:
         try:
-            cur = self._connect().execute(f"DELETE FROM {self._table} WHERE id = ?", (id,))
+            # One statement, so atomic: the row becomes a tombstone one version up, and
+            # a row that is already a tombstone (or absent) is left alone.
+            # fetchall steps the statement to its end, which is when autocommit commits.
+            found = (
+                self._connect()
+                .execute(
+                    f"UPDATE {self._table} SET data = NULL, version = version + 1"
+                    " WHERE id = ? AND data IS NOT NULL RETURNING version",
+                    (id,),
+                )
+                .fetchall()
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite delete {id!r} failed: {exc}") from exc
-        return cur.rowcount > 0
+        return int(found[0][0]) if found else None
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
