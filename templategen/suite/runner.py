@@ -96,6 +96,30 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _missing_fields(value: Any, fields: Mapping[str, Any], path: str) -> str | None:
+    """Why ``value`` does not hold ``fields`` (``expect.fields``), or None when it does.
+
+    Only the named fields are checked; a nested object is matched the same way, and
+    null means "absent" (a driver's object never needs null: it leaves the field out).
+    """
+    if not isinstance(value, dict):
+        return f"expected an object at {path}, got {value!r}"
+    for name, wanted in fields.items():
+        where = f"{path}.{name}"
+        if wanted is None:
+            if value.get(name) is not None:
+                return f"expected {where} to be absent, got {value[name]!r}"
+        elif name not in value:
+            return f"expected {where} = {wanted!r}, but it is absent in {value!r}"
+        elif isinstance(wanted, dict):
+            problem = _missing_fields(value[name], wanted, where)
+            if problem:
+                return problem
+        elif not same(value[name], wanted):
+            return f"expected {where} = {wanted!r}, got {value[name]!r}"
+    return None
+
+
 def _check(where: str, expect: Mapping[str, Any], response: Mapping[str, Any]) -> None:
     ok = bool(response.get("ok"))
     if "error" in expect:
@@ -126,6 +150,10 @@ def _check(where: str, expect: Mapping[str, Any], response: Mapping[str, Any]) -
         missing = [x for x in expect["contains"] if not any(same(x, v) for v in value)]
         if missing:
             raise StepFailed(f"{where}: {missing!r} missing from {value!r}")
+    if "fields" in expect:
+        problem = _missing_fields(value, expect["fields"], "value")
+        if problem:
+            raise StepFailed(f"{where}: {problem}")
     if "loader_calls" in expect and response.get("loader_calls") != expect["loader_calls"]:
         raise StepFailed(
             f"{where}: expected {expect['loader_calls']} loader call(s) so far, "

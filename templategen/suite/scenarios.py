@@ -25,7 +25,18 @@ _STEP_KEYS = frozenset(
     {"op", "args", "loader", "expect", "async", "callers", "step", "command", "ms", "doc"}
 )
 _EXPECT_KEYS = frozenset(
-    {"value", "error", "loader_calls", "all", "between", "result", "count", "absent", "contains"}
+    {
+        "value",
+        "error",
+        "loader_calls",
+        "all",
+        "between",
+        "result",
+        "count",
+        "absent",
+        "contains",
+        "fields",
+    }
 )
 
 
