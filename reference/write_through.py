@@ -6,28 +6,37 @@ The pattern
     Redis with a compare-and-set that never replaces a newer version with an older one.
     ``get(id)`` reads Redis (one EVALSHA on a hit); on a miss it takes a lease (see
     ``_lease``), reads the row from the store and fills the cache only if its lease is
-    still in the slot. ``delete(id)`` deletes the row, then the key.
+    still in the slot. ``delete(id)`` deletes the row (the store keeps counting its
+    versions), then writes a *tombstone* -- "no such row", at the deletion's version --
+    through the same compare-and-set, so no older write can land after it.
 
-Guarantees (for a store whose versions only grow, see "Does not")
-    - Concurrent writers: once every ``set`` has returned, the cache holds the row the
-      database holds (same data, same version), or nothing; a slow writer cannot put
-      its older version over a newer one, because the cache write is a version
-      compare-and-set in Lua.
+Guarantees (for a store whose versions only grow, deletes included; see ``store``)
+    - Concurrent writers and deleters: once every ``set`` and ``delete`` has returned,
+      the cache holds what the database holds -- the row with its version, or for a
+      deleted row a tombstone with the deletion's version -- or nothing. A slow writer
+      cannot put its older version over a newer one, nor a deleted row back over its
+      tombstone, because every cache write is a version compare-and-set in Lua.
     - Read-your-writes: after ``set`` returns version v, every later ``get``, in any
-      process, returns version v or newer: the cache holds v or newer, or nothing and
-      the database answers. (Unless Redis refused both the update and the delete, see
-      below.)
+      process, returns version v or newer; after ``delete`` returns, every later
+      ``get`` returns None until a later ``set``. The cache holds that write or a newer
+      one, or nothing and the database answers. (Unless Redis refused both the cache
+      write and the delete of the key, see below.)
     - Readers never put stale data back: a reader's fill lands only while its lease
-      marker is still in the slot, and every ``set`` and ``delete`` replaces or removes
-      that marker. So a reader that loaded a row before a write or a delete cannot
-      cache it after the write or the delete.
+      marker is still in the slot, and every ``set`` and ``delete`` replaces that
+      marker (or finds a newer entry in its place). So a reader that loaded a row
+      before a write or a delete cannot cache it after the write or the delete.
+    - A deleted row is a cached absence: ``get`` returns None from the tombstone for
+      up to ``ttl`` without reading the database, as it would return a cached row.
 
 Failure modes
-    - Redis down or refusing writes (OOM, ACL) after the database commit: the key is
-      deleted so the next ``get`` reloads from the database. If the delete fails too,
-      a warning names the key: it may serve the previous value until its TTL ends, which
-      bounds the staleness. The write itself has committed, so by default (``fail_open=
-      True``) ``set`` and ``delete`` still return; with ``fail_open=False`` they raise
+    - Redis down or refusing writes (OOM, ACL) after the database commit of a ``set``
+      or ``delete``: the key is deleted so the next ``get`` reloads from the database
+      (for a delete this gives up the tombstone, so a ``set`` of the same row still in
+      flight from before the delete could cache the deleted row until its TTL ends).
+      If the delete of the key fails too, a warning names the key: it may serve the
+      previous value until its TTL ends, which bounds the staleness. The write itself
+      has committed, so by default (``fail_open=True``) ``set`` and ``delete`` still
+      return; with ``fail_open=False`` they raise
       :class:`~.errors.CacheUnavailableError`, whose message says the database write
       committed. Either way the database is never rolled back.
     - Redis down or refusing the lease during ``get``: the row is read from the
@@ -49,12 +58,11 @@ Does not
     - Make up versions: the store must hand out versions that only grow, also across a
       delete (a row deleted at version 7 and re-created must not restart at 1, or a
       ``set`` of the old row still in flight may win the compare-and-set over the new
-      one). ``SQLiteStore`` restarts at 1 after a delete.
-    - Close the race of a ``set`` whose cache write is delayed past a concurrent
-      ``delete`` of the same row: the delete has removed the key, so the late write
-      lands and serves the deleted row until its TTL ends. Closing it needs the deleted
-      row's version (to leave a versioned tombstone), which ``Store.delete`` does not
-      return.
+      one). ``SQLiteStore`` keeps a tombstone row for this; see ``store``.
+    - Touch the cache when ``delete`` finds no row (the store returns None): nothing
+      was deleted, so there is no version to write a tombstone with, and deleting the
+      key could remove another delete's tombstone. A row removed from the database
+      behind the cache's back stays cached until its TTL ends.
 
 Wire format (what the TypeScript and Go renderings read and write byte for byte)
     - Key: ``<prefix>:<id>``, a Redis string with a PX expiry (``ttl``).
@@ -63,8 +71,12 @@ Wire format (what the TypeScript and Go renderings read and write byte for byte)
       data (compact UTF-8 JSON by default, see ``serializers``). Example:
       ``7:{"name":"Ada"}``. Lua compares the decimal headers without converting them
       to numbers, so versions are exact at any width.
-    - Tombstone (negative caching only): ``0:`` with an empty payload, meaning "no row";
-      no serializer ever produces empty bytes. Every real version (>= 1) beats it.
+    - Tombstone: ``<version>:`` with an empty payload, meaning "no row" (no serializer
+      ever produces empty bytes). ``delete`` writes it with the deletion's version and
+      the ``ttl`` expiry, through ``SET_IF_NEWER_LUA`` like any entry; with negative
+      caching a reader's fill writes ``0:`` for a row the database does not have, with
+      the ``negative_ttl`` expiry. A ``get`` that finds a tombstone returns None
+      without reading the database; any newer version replaces it.
     - Lease marker: ``0xC1 "lease:" <32 hex>`` (``_lease``), older than any entry.
     - Scripts: ``READ_OR_LEASE_LUA`` and ``FILL_IF_LEASED_LUA`` from ``_lease``, plus
       ``SET_IF_NEWER_LUA`` and ``RELEASE_LEASE_LUA`` here.
@@ -79,7 +91,8 @@ Deviations from the design page
       document. ``set`` replaces the whole row with ``data`` (the design merged fields
       into the stored document with ``$set``, then read it back in a second, racy
       query); the store returns the committed row with its version in one call.
-    - ``delete(doc_id)`` returns whether the row existed.
+    - ``delete(doc_id)`` returns whether the row existed, and leaves a versioned
+      tombstone in the cache instead of deleting the key.
     - New options: ``serializer``/``hmac_key`` (the design hard-wired JSON),
       ``negative_ttl``, ``lease_ttl`` and ``fail_open``.
     - The design's "atomic" write was two independent writes; here the database
@@ -262,46 +275,40 @@ class WriteThroughCache:
             raise StoreError(f"store upsert {id!r} failed: {exc}") from exc
         # The database has committed; from here on nothing may fail the write itself.
         try:
-            version = self._version(row)
+            version = self._version(row.version)
             if row.data is not data:  # the store normalized the data: cache what it holds
                 payload = self._serializer.dumps(row.data)
             self._set_if_newer(keys=[key], args=[version, _entry(version, payload), self._ttl_ms])
         except (CacheError, redis.RedisError) as exc:
-            self._after_failed_update(key, row, exc)
+            self._after_failed_update(key, id, row.version, "committed", exc)
         else:
             self._outage.succeeded()
         return row
 
     def delete(self, id: str) -> bool:
-        """Delete row ``id`` from the store, then from the cache; True if the row existed."""
+        """Delete row ``id`` from the store, then cache its absence; True if it existed."""
         key = self._key(id)
         try:
-            existed = bool(self._store.delete(id))
+            deleted_at = self._store.delete(id)
         except StoreError:
             raise
         except Exception as exc:
             raise StoreError(f"store delete {id!r} failed: {exc}") from exc
+        if deleted_at is None:
+            return False  # nothing changed, so nothing in the cache is out of date
         # After the commit, not before: a reader that misses in between would cache the
-        # row again. Deleting the key also deletes any reader's lease marker, so a reader
-        # that loaded the row before the delete cannot put it back afterwards.
+        # row again. The tombstone goes through the same compare-and-set as a set: it
+        # replaces the row and any reader's lease marker (so a reader that loaded the
+        # row before the delete cannot put it back), and a set of the row delayed past
+        # the delete carries an older version, so its late cache write loses to it.
         try:
-            self._client.delete(key)
-        except redis.RedisError as exc:
-            logger.warning(
-                "WriteThroughCache: deleted row %r from the store but not key %s from Redis"
-                " (%s: %s); it may serve the deleted row until its TTL ends (at most %gs)",
-                id,
-                key,
-                type(exc).__name__,
-                exc,
-                self._ttl,
-            )
-            if not self._fail_open:
-                raise CacheUnavailableError(
-                    f"row {id!r} was deleted from the store, but key {key} could not be "
-                    f"deleted from Redis ({exc}); it may be served for up to {self._ttl:g}s"
-                ) from exc
-        return existed
+            version = self._version(deleted_at)
+            self._set_if_newer(keys=[key], args=[version, _entry(version, b""), self._ttl_ms])
+        except (CacheError, redis.RedisError) as exc:
+            self._after_failed_update(key, id, deleted_at, "deleted", exc)
+        else:
+            self._outage.succeeded()
+        return True
 
     def _store_get(self, id: str) -> Row | None:
         try:
@@ -320,8 +327,7 @@ class WriteThroughCache:
         return Row(id, self._serializer.loads(payload), int(head))
 
     @staticmethod
-    def _version(row: Row) -> int:
-        version = row.version
+    def _version(version: object) -> int:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise StoreError(f"store returned version {version!r}; versions are ints >= 1")
         return version
@@ -330,7 +336,7 @@ class WriteThroughCache:
         """Cache what the store returned, if our lease still holds the slot."""
         try:
             if row is not None:
-                entry = _entry(self._version(row), self._serializer.dumps(row.data))
+                entry = _entry(self._version(row.version), self._serializer.dumps(row.data))
                 ttl_ms = self._ttl_ms
             elif self._negative_ms is not None:
                 entry, ttl_ms = _TOMBSTONE, self._negative_ms
@@ -361,8 +367,10 @@ class WriteThroughCache:
         if not self._fail_open:
             raise CacheUnavailableError(f"Redis unavailable: {exc}") from exc
 
-    def _after_failed_update(self, key: str, row: Row, exc: BaseException) -> None:
-        """The database committed but the cache was not updated: delete the old entry."""
+    def _after_failed_update(
+        self, key: str, id: str, version: object, done: str, exc: BaseException
+    ) -> None:
+        """The database ``done`` (committed, deleted) but the cache write failed: drop the key."""
         if isinstance(exc, REDIS_OUTAGE_ERRORS):
             self._outage.failed(exc)
         try:
@@ -370,11 +378,12 @@ class WriteThroughCache:
             self._client.delete(key)
         except redis.RedisError as del_exc:
             logger.warning(
-                "WriteThroughCache: row %r committed at version %d, but key %s could be"
+                "WriteThroughCache: row %r %s at version %s, but key %s could be"
                 " neither updated (%s) nor deleted (%s); it may serve the previous value"
                 " until its TTL ends (at most %gs)",
-                row.id,
-                row.version,
+                id,
+                done,
+                version,
                 key,
                 exc,
                 del_exc,
@@ -382,20 +391,22 @@ class WriteThroughCache:
             )
             if not self._fail_open:
                 raise CacheUnavailableError(
-                    f"row {row.id!r} committed at version {row.version}, but key {key} "
-                    f"could be neither updated nor deleted ({del_exc}); it may serve the "
-                    f"previous value for up to {self._ttl:g}s"
+                    f"row {id!r} {done} at version {version}, but key {key} could be "
+                    f"neither updated nor deleted ({del_exc}); it may serve the previous "
+                    f"value for up to {self._ttl:g}s"
                 ) from exc
             return
         if not isinstance(exc, REDIS_OUTAGE_ERRORS):
             logger.warning(
-                "WriteThroughCache: could not update %s after the commit (%s); deleted it,"
-                " the next get reloads from the store",
+                "WriteThroughCache: could not update %s after row %r was %s (%s); deleted"
+                " it, the next get reloads from the store",
                 key,
+                id,
+                done,
                 exc,
             )
         if not self._fail_open and isinstance(exc, redis.RedisError):
             raise CacheUnavailableError(
-                f"row {row.id!r} committed at version {row.version}, but key {key} could "
-                f"not be updated ({exc}); it was deleted, the next get reloads it"
+                f"row {id!r} {done} at version {version}, but key {key} could not be "
+                f"updated ({exc}); it was deleted, the next get reloads it"
             ) from exc

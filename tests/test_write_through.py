@@ -49,6 +49,7 @@ class HookedStore:
         self.after_get: Callable[[Row | None], None] | None = None
         self.after_upsert: Callable[[Row], None] | None = None
         self.before_delete: Callable[[], None] | None = None
+        self.after_delete: Callable[[int | None], None] | None = None
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
 
@@ -76,10 +77,16 @@ class HookedStore:
     def upsert_many(self, rows: Iterable[Row]) -> int:
         return self.inner.upsert_many(rows)
 
-    def delete(self, id: str) -> bool:
+    def delete(self, id: str) -> int | None:
         if self.before_delete is not None:
             self.before_delete()
-        return self.inner.delete(id)
+        version = self.inner.delete(id)  # committed here
+        if self.after_delete is not None:
+            self.after_delete(version)
+        return version
+
+
+TOMBSTONE = object()  # what cached() reports for the empty payload of a tombstone
 
 
 def cached(client: redis.Redis, key: str) -> tuple[int, Any] | None:
@@ -89,7 +96,7 @@ def cached(client: redis.Redis, key: str) -> tuple[int, Any] | None:
         return None
     head, sep, payload = raw.partition(b":")
     assert sep and head.isdigit(), f"not a '<version>:<payload>' entry: {raw!r}"
-    return int(head), json.loads(payload)
+    return int(head), json.loads(payload) if payload else TOMBSTONE
 
 
 @pytest.fixture
@@ -322,26 +329,99 @@ def test_a_reader_that_loaded_the_old_row_cannot_cache_it_after_a_set(
 # --- delete ---------------------------------------------------------------------------
 
 
-def test_delete_removes_the_row_then_the_key(
+def test_delete_removes_the_row_then_caches_a_tombstone_at_its_version(
     cache: WriteThroughCache, store: HookedStore, redis_client: redis.Redis
 ) -> None:
     cache.set("ada", {"n": 1})
     assert cache.delete("ada") is True
     assert store.inner.get("ada") is None
-    assert redis_client.exists("users:ada") == 0
+    assert redis_client.get("users:ada") == b"2:"  # the deletion's version, no payload
+    assert 0 < redis_client.pttl("users:ada") <= TTL_MS
+    store.gets = 0
     assert cache.get("ada") is None
+    assert store.gets == 0  # the tombstone is the cached absence
+
+
+def test_delete_of_a_missing_row_changes_nothing_in_the_store_or_the_cache(
+    cache: WriteThroughCache, store: HookedStore, redis_client: redis.Redis
+) -> None:
+    cache.set("ada", {"n": 1})
+    cache.delete("ada")
     assert cache.delete("ada") is False
+    assert cache.delete("nobody") is False
+    assert redis_client.get("users:ada") == b"2:"  # the first delete's tombstone stays
+    assert redis_client.exists("users:nobody") == 0
+    assert cache.set("ada", {"n": 2}).version == 3
+
+
+def test_a_deleted_row_written_again_continues_its_versions_over_the_tombstone(
+    cache: WriteThroughCache, store: HookedStore, redis_client: redis.Redis
+) -> None:
+    cache.set("ada", {"n": 1})
+    cache.delete("ada")
+    assert cache.set("ada", {"n": "again"}) == Row("ada", {"n": "again"}, 3)
+    assert cached(redis_client, "users:ada") == (3, {"n": "again"})
+    store.gets = 0
+    assert cache.get("ada") == Row("ada", {"n": "again"}, 3)
+    assert store.gets == 0
+
+
+def test_a_set_delayed_past_a_delete_cannot_cache_the_deleted_row(
+    cache: WriteThroughCache,
+    store: HookedStore,
+    redis_client: redis.Redis,
+    pool: ThreadPoolExecutor,
+) -> None:
+    committed, release = threading.Event(), threading.Event()
+
+    def pause_writer(row: Row) -> None:
+        committed.set()
+        assert release.wait(WAIT)
+
+    store.after_upsert = pause_writer
+    slow = pool.submit(lambda: cache.set("ada", {"n": 1}))
+    assert committed.wait(WAIT)  # version 1 is in the database, not yet in Redis
+    assert cache.delete("ada") is True  # the tombstone: version 2
+    release.set()
+    assert slow.result(WAIT).version == 1
+    assert redis_client.get("users:ada") == b"2:"  # the late write lost the compare-and-set
+    assert cache.get("ada") is None
+    assert store.inner.get("ada") is None
+
+
+def test_a_delete_delayed_past_a_newer_set_does_not_hide_the_new_row(
+    cache: WriteThroughCache,
+    store: HookedStore,
+    redis_client: redis.Redis,
+    pool: ThreadPoolExecutor,
+) -> None:
+    cache.set("ada", {"n": 1})
+    deleted, release = threading.Event(), threading.Event()
+
+    def pause_deleter(version: int | None) -> None:
+        deleted.set()
+        assert release.wait(WAIT)
+
+    store.after_delete = pause_deleter
+    slow = pool.submit(lambda: cache.delete("ada"))
+    assert deleted.wait(WAIT)  # the row is a version-2 tombstone; Redis still holds 1
+    assert cache.set("ada", {"n": 3}).version == 3
+    release.set()
+    assert slow.result(WAIT) is True
+    assert cached(redis_client, "users:ada") == (3, {"n": 3})
+    assert cache.get("ada") == Row("ada", {"n": 3}, 3)
 
 
 def test_a_reader_arriving_while_the_row_is_deleted_cannot_cache_it_again(
     cache: WriteThroughCache, store: HookedStore, redis_client: redis.Redis
 ) -> None:
     store.inner.upsert("ada", {"n": 1})
-    # A reader that misses just before the database delete loads the row; had the key
-    # been deleted before the row, its fill would land and outlive the row.
+    # A reader that misses just before the database delete loads the row and fills the
+    # cache; had the tombstone been written before the row was deleted, that fill would
+    # land after it and outlive the row.
     store.before_delete = lambda: cache.get("ada")
     assert cache.delete("ada") is True
-    assert redis_client.exists("users:ada") == 0
+    assert redis_client.get("users:ada") == b"2:"
     assert cache.get("ada") is None
 
 
@@ -364,8 +444,8 @@ def test_delete_revokes_the_lease_of_a_reader_blocked_in_store_get(
     store.after_get = None
     assert cache.delete("ada") is True
     release.set()
-    reader.result(WAIT)
-    assert redis_client.exists("users:ada") == 0
+    assert reader.result(WAIT) == Row("ada", {"n": 1}, 1)  # its caller gets what it read
+    assert redis_client.get("users:ada") == b"2:"  # but its fill was dropped
     assert cache.get("ada") is None
 
 
@@ -421,6 +501,38 @@ def test_concurrent_writers_leave_the_cache_equal_to_the_database(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", range(12))
+def test_concurrent_writers_and_deleters_leave_the_cache_equal_to_the_database(
+    redis_client: redis.Redis, tmp_path: Path, seed: int
+) -> None:
+    store = jittery_store(tmp_path / "db.sqlite", seed)
+    store.after_delete = store.after_upsert  # a delete pauses before its tombstone too
+    cache = WriteThroughCache(redis_client, store, prefix="race", ttl=TTL)
+    callers = 8
+
+    def write_or_delete(start: threading.Barrier, n: int, round_: int) -> None:
+        start.wait(WAIT)
+        if (n + round_) % 3 == 0:
+            cache.delete("hot")
+        else:
+            cache.set("hot", {"writer": n, "round": round_})
+
+    with ThreadPoolExecutor(max_workers=callers) as workers:
+        for round_ in range(6):
+            start = threading.Barrier(callers)
+            jobs = [workers.submit(write_or_delete, start, n, round_) for n in range(callers)]
+            for job in jobs:
+                job.result(WAIT)
+            final = store.inner.get("hot")
+            entry = cached(redis_client, "race:hot")
+            if final is None:
+                assert entry is not None and entry[1] is TOMBSTONE
+            else:
+                assert entry == (final.version, final.data)
+            assert cache.get("hot") == final
+
+
+@pytest.mark.slow
 def test_a_get_after_a_set_never_returns_an_older_version_than_seen(
     redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -471,6 +583,21 @@ def test_a_refused_cache_update_after_the_commit_deletes_the_key_and_get_reloads
         own_client.config_set("maxmemory", 0)
     assert cache.get("ada") == Row("ada", {"n": 2}, 2)
     assert cached(own_client, "users:ada") == (2, {"n": 2})
+
+
+def test_a_refused_tombstone_after_the_delete_deletes_the_key_and_get_reads_the_store(
+    own_client: redis.Redis, store: HookedStore
+) -> None:
+    cache = WriteThroughCache(own_client, store, prefix="users", ttl=TTL)
+    cache.set("ada", {"n": 1})
+    store.after_delete = lambda version: own_client.config_set("maxmemory", 1)
+    try:
+        assert cache.delete("ada") is True
+        assert own_client.exists("users:ada") == 0  # the deleted row's entry is gone
+    finally:
+        own_client.config_set("maxmemory", 0)
+    assert cache.get("ada") is None
+    assert store.gets == 1
 
 
 def test_when_update_and_delete_both_fail_a_warning_names_the_key_and_its_ttl_bounds_it(
