@@ -39,7 +39,8 @@ Failure modes:
   lock: one of them runs the loader next.
 - *Process killed while holding the lock*: the watchdog dies with it; the lock expires
   within ``lock_timeout`` and a waiter takes it at its next poll. Keep ``lock_timeout``
-  well below ``wait_timeout`` (the default is half of it) so waiters outlive it.
+  well below ``wait_timeout`` (by default ``wait_timeout`` is twice ``lock_timeout``)
+  so that waiters outlive a dead owner's lock.
 - *Lock lost mid-load* (Redis failover, a watchdog starved past ``lock_timeout``, a
   manual DEL): the watchdog logs a warning; another caller may load concurrently; both
   values are fresh and the last write wins.
@@ -51,6 +52,13 @@ Failure modes:
   open would give no mutual exclusion.
 - *Undecodable stored value*: deleted and treated as a miss; tampered signed-pickle data
   is logged as a security warning.
+
+Cost in round trips: a hit is one GET. The caller that loads sends GET, the acquire
+script and the store script. A process that waits sends GET, the acquire script,
+SUBSCRIBE (on a pub/sub connection taken from the client's pool; redis-py disconnects
+it afterwards) and the re-check; the value then arrives in the message. Its other
+threads send one GET each and wait in-process. A poll adds one script call per
+``poll_interval`` only while no message comes.
 
 What it does not do: refresh values before they expire (see ``early_refresh``); close
 the stale-set race with invalidations (a load that started before a DEL may store old
@@ -74,9 +82,11 @@ Wire format (other languages must match):
 
 Deviations from the design page: options are keyword-only constructor arguments
 (``lock_timeout``, ``wait_timeout``, ``poll_interval``, ``lock_prefix``, ``serializer``,
-``hmac_key``, ``fail_open``). ``distributed_lock(key, timeout=None)`` takes its default
-from ``lock_timeout`` (10 s, as on the page), yields whether it acquired (it never
-waits) and keeps the lock alive with the watchdog while the block runs.
+``hmac_key``, ``fail_open``); the page's hard-coded ``lock:`` is ``lock_prefix``'s
+default. ``distributed_lock(key, timeout=None)`` takes its default from
+``lock_timeout`` (10 s, as on the page), yields whether it acquired (it never waits)
+and keeps the lock alive with the watchdog while the block runs; a block that outlives
+a lost lock is not interrupted (the watchdog logs the loss).
 ``cache_with_lock`` waits for the value instead of sleeping 100 ms and loading anyway.
 """
 
@@ -264,24 +274,29 @@ class _Watchdog:
 
 
 class _Subscription:
-    """A subscription to one channel, confirmed by the server before it is returned."""
+    """A subscription to one channel on a connection of its own (redis-py's PubSub)."""
 
-    def __init__(self, client: redis.Redis, channel: str, timeout: float) -> None:
+    def __init__(self, client: redis.Redis, channel: str) -> None:
         self._pubsub: redis.client.PubSub = client.pubsub()  # type: ignore[no-untyped-call]
         try:
             self._pubsub.subscribe(channel)
-            # Only once the server has processed SUBSCRIBE is a later PUBLISH sure to
-            # reach us; the caller's re-check must come after this point.
-            end = time.monotonic() + timeout
-            while True:
-                message = self._pubsub.get_message(timeout=max(0.0, end - time.monotonic()))
-                if message is not None and message["type"] == "subscribe":
-                    return
-                if time.monotonic() >= end:
-                    raise redis.TimeoutError(f"no confirmation of SUBSCRIBE {channel}")
         except BaseException:
             self._pubsub.close()
             raise
+
+    def confirm(self, timeout: float) -> bool:
+        """Wait for the server's confirmation of SUBSCRIBE; False if ``timeout`` passed.
+
+        Only once the server has processed SUBSCRIBE is a later PUBLISH sure to reach
+        us, so a re-check of the value must come after this returns True.
+        """
+        end = time.monotonic() + timeout
+        while True:
+            message = self._pubsub.get_message(timeout=max(0.0, end - time.monotonic()))
+            if message is not None and message["type"] == "subscribe":
+                return True
+            if time.monotonic() >= end:
+                return False
 
     def next_payload(self, timeout: float) -> bytes | None:
         """The next message's payload, or None when ``timeout`` passes without one."""
@@ -437,8 +452,10 @@ class StampedePrevention:
                 try:
                     if subscription is None:
                         # Subscribe, then loop to re-check: a value published before the
-                        # subscription existed is in the key by now.
-                        subscription = _Subscription(self._client, lock_key, remaining)
+                        # subscription existed is in the key by now. Unconfirmed by the
+                        # deadline, the loop re-checks once more and gives up.
+                        subscription = _Subscription(self._client, lock_key)
+                        subscription.confirm(remaining)
                         continue
                     payload = subscription.next_payload(min(remaining, self._poll_interval))
                 except REDIS_OUTAGE_ERRORS as exc:

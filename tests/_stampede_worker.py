@@ -38,8 +38,8 @@ def run(
     outcomes_lock = threading.Lock()
 
     def call() -> None:
-        barrier.wait(timeout=60)
         try:
+            barrier.wait(timeout=60)
             outcome: Any = cache.cache_with_lock(key, loader, ttl=60)
         except Exception as exc:  # reported to the parent, which fails the test
             outcome = f"error: {exc!r}"

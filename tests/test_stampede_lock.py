@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,15 +125,30 @@ def test_cold_key_is_loaded_once_by_fifty_threads_in_two_processes(
         ctx.Process(
             target=_stampede_worker.run,
             args=(redis_url, "report:daily", "loads", 25, barrier, results),
+            daemon=True,
         )
         for _ in range(2)
     ]
-    for process in processes:
-        process.start()
-    outcomes = results.get(timeout=60) + results.get(timeout=60)
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
+    outcomes: list[Any] = []
+    try:
+        for process in processes:
+            process.start()
+        deadline = time.monotonic() + 60
+        while len(outcomes) < 50:
+            try:
+                outcomes += results.get(timeout=1)
+            except queue.Empty:
+                # A worker that died would otherwise leave us waiting out the deadline.
+                assert all(p.exitcode in (None, 0) for p in processes), "a worker failed"
+                assert time.monotonic() < deadline, "workers did not report in 60 s"
+        for process in processes:
+            process.join(timeout=30)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
 
     assert redis_client.get("loads") == b"1"
     assert outcomes == [_stampede_worker.VALUE] * 50
@@ -254,13 +270,15 @@ def test_thread_waiting_on_a_slow_load_in_its_process_gets_lock_timeout_error(
     redis_client: redis.Redis,
 ) -> None:
     cache = StampedePrevention(redis_client, wait_timeout=0.2)
-    loader = CountingLoader("slow", seconds=1.0)
+    finish = threading.Event()
+    loader = CountingLoader("slow", gate=finish)
     with ThreadPoolExecutor(1) as pool:
         leader = pool.submit(cache.cache_with_lock, "k", loader)
         wait_until(lambda: loader.calls == 1)
 
         with pytest.raises(LockTimeoutError, match="another thread of this process"):
             cache.cache_with_lock("k", CountingLoader("never"))
+        finish.set()
         assert leader.result() == "slow"
 
 
