@@ -78,7 +78,9 @@ def _response(conn: http.client.HTTPConnection) -> dict[str, Any]:
 
 
 class Adapter:
-    def __init__(self, module: ModuleType, client: Any, options: dict[str, Any], driver: Any) -> None:
+    def __init__(
+        self, module: ModuleType, client: Any, options: dict[str, Any], driver: Any
+    ) -> None:
         self.module = module
         self.options = options
         self.baked: bool = driver.baked
