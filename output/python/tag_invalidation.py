@@ -82,7 +82,7 @@ What it does not do
       returns ``default`` (None) on a miss; pass a sentinel to tell a cached None apart.
     - No transactions across keys beyond the above, and no SCAN-based pattern deletes.
 
-Wire format (shared with every language; ``{p}`` is the prefix, ``KEY_PREFIX`` here)
+Wire format (every language renders this layout; ``{p}`` is the prefix, ``KEY_PREFIX``)
     - ``{p}:key:{key}`` string: the value as compact UTF-8 JSON, ``SET ... PX``.
     - ``{p}:tag:{tag}`` set of keys (the user's key strings, not full names); its PTTL
       only grows and is at least each member's.

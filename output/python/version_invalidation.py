@@ -63,7 +63,7 @@ What it does not do
       Lua from the version they read, so it is not declared in KEYS. On a cluster use a
       prefix with a hash tag, e.g. ``"{cache}"``, which puts every key in one slot.
 
-Wire format (shared with every language; ``{p}`` is the prefix, ``KEY_PREFIX`` here)
+Wire format (every language renders this layout; ``{p}`` is the prefix, ``KEY_PREFIX``)
     - ``{p}:version:{entity}``: the version, a decimal integer string written by
       ``INCR`` (and ``"0"`` by the first ``set``); a missing counter means version 0.
       PTTL at least every entry's, or none until the first ``set`` after an
