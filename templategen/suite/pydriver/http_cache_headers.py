@@ -108,7 +108,7 @@ class Adapter:
         presets = {
             "static_assets": lambda: m.static_assets(o["static_max_age"]),
             "public_api": lambda: m.public_api(
-                max_age=o["api_max_age"], stale_while_revalidate=o["api_stale_while_revalidate"]
+                max_age=o["max_age"], stale_while_revalidate=o["stale_while_revalidate"]
             ),
             "private_user_data": m.private_user_data,
             "cdn_catalog": lambda: m.cdn_catalog(
