@@ -16,6 +16,7 @@ from typing import Any
 
 from ..engine import RenderedFile
 from ..registry import Registry
+from .gotarget import build_go_driver, has_go_adapter
 from .runner import Target
 from .scenarios import load_option_sets
 
@@ -74,6 +75,8 @@ def reference_target(pattern: str, options: Mapping[str, Any], label: str) -> Ta
 
 def rendered_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
     """Write ``rendered`` under ``workdir`` and return the target that drives it."""
+    if rendered.language == "go":
+        return _go_target(rendered, workdir, label)
     if rendered.language != "python":
         raise NoDriverError(f"the behaviour suite has no {rendered.language} driver yet")
     path = workdir / rendered.path
@@ -87,4 +90,21 @@ def rendered_target(rendered: RenderedFile, workdir: Path, label: str) -> Target
         command=[sys.executable, "-m", "templategen.suite.pydriver", "--file", str(path)],
         options=options,
         env=_env(options),
+    )
+
+
+def _go_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
+    """Vet and build the Go driver with ``rendered`` and its adapter (see gotarget)."""
+    if not has_go_adapter(rendered.pattern):
+        raise NoDriverError(f"the Go driver has no adapter for {rendered.pattern} yet")
+    binary = build_go_driver(rendered, workdir)
+    options = dict(rendered.options.values)
+    return Target(
+        pattern=rendered.pattern,
+        language=rendered.language,
+        label=label,
+        command=[str(binary)],
+        options=options,
+        env=_env(options),
+        cwd=str(binary.parent),
     )
