@@ -56,7 +56,9 @@ def test_redis_patterns_have_prefix_ttl_names_and_serializer_options(pattern):
     spec = REAL.get(pattern)
     names = {o.name: o for o in spec.options}
     assert names["key_prefix"].type == "string"
-    assert names["ttl"].unit == "seconds"
+    # Tag invalidation takes the TTL on every set_with_tags call, as the design does.
+    if pattern != "tag-invalidation":
+        assert names["ttl"].unit == "seconds"
     assert names["class_name"].type == "identifier"
     serializer = names["serializer"]
     assert serializer.choices == ("json", "msgpack", "pickle")
@@ -75,6 +77,7 @@ def test_redis_patterns_have_prefix_ttl_names_and_serializer_options(pattern):
         ("write-behind", {"flush_interval", "batch_size"}),
         ("stampede-lock", {"lock_timeout"}),
         ("early-refresh", {"beta"}),
+        ("tag-invalidation", {"drain_batch"}),
         ("http-cache-headers", {"max_age", "stale_while_revalidate", "class_name"}),
     ],
 )
