@@ -55,3 +55,26 @@ def test_scenario_files_accept_fields_in_expect() -> None:
     assert parse_scenarios("p", text, "t.json")[0].steps[0]["expect"] == {"fields": {}}
     with pytest.raises(ScenarioFileError, match="'expect' takes only"):
         parse_scenarios("p", text.replace('"fields"', '"field"'), "t.json")
+
+
+# Every expectation key the scenario format accepts is one the runner can fail on: an
+# accepted key that is never checked would let a scenario pass without checking anything.
+FAILING = {
+    "value": ({"value": 1}, {"ok": True, "value": 2}),
+    "result": ({"result": "OK"}, {"ok": True, "value": "NO"}),
+    "error": ({"error": "configuration"}, {"ok": True, "value": None}),
+    "loader_calls": ({"loader_calls": 1}, {"ok": True, "value": None, "loader_calls": 2}),
+    "all": ({"all": 1}, {"ok": True, "value": [1, 2]}),
+    "between": ({"between": [1, 5]}, {"ok": True, "value": 6}),
+    "contains": ({"contains": ["a"]}, {"ok": True, "value": ["b"]}),
+    "fields": ({"fields": {"a": 1}}, {"ok": True, "value": {"a": 2}}),
+}
+
+
+def test_every_accepted_expectation_key_can_fail() -> None:
+    from templategen.suite.scenarios import _EXPECT_KEYS
+
+    assert set(FAILING) == set(_EXPECT_KEYS)
+    for key, (expect, response) in FAILING.items():
+        with pytest.raises(StepFailed):
+            _check(f"step ({key})", expect, response)

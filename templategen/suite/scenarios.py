@@ -32,8 +32,6 @@ _EXPECT_KEYS = frozenset(
         "all",
         "between",
         "result",
-        "count",
-        "absent",
         "contains",
         "fields",
     }
