@@ -118,15 +118,23 @@ def describe(registry: Registry, pattern: str, as_json: bool) -> None:
 @click.argument("pattern")
 @pass_registry
 def show(registry: Registry, pattern: str) -> None:
-    """Print the Python reference implementation of a pattern."""
+    """Print the Python reference implementation of a pattern.
+
+    The pattern's own module comes first; the other reference modules it is built
+    from (its reference_modules, such as the lease scripts) follow, each after a
+    comment line naming it.
+    """
     spec = registry.get(pattern)
-    source = files("templategen.reference").joinpath(f"{spec.reference}.py")
-    if not source.is_file():
-        raise TemplateBugError(
-            f"the reference of {spec.name} (templategen.reference.{spec.reference}) "
-            "is not written yet"
-        )
-    click.echo(source.read_text(encoding="utf-8"), nl=False)
+    modules = [spec.reference, *(m for m in spec.reference_modules if m != spec.reference)]
+    for i, module in enumerate(modules):
+        source = files("templategen.reference").joinpath(f"{module}.py")
+        if not source.is_file():
+            raise TemplateBugError(
+                f"the reference of {spec.name} (templategen.reference.{module}) is not written yet"
+            )
+        if i:
+            click.echo(f"\n# ---- templategen/reference/{module}.py ----\n")
+        click.echo(source.read_text(encoding="utf-8"), nl=False)
 
 
 @cli.command(name="render")

@@ -114,10 +114,19 @@ def test_show_prints_the_reference_source():
     assert result.output == (REFERENCE / "_lease.py").read_text(encoding="utf-8")
 
 
-def test_show_prints_a_real_pattern_reference():
+def test_show_prints_a_real_pattern_reference_then_the_modules_it_is_built_from():
     result = run("show", "cache-aside", root=None)
     assert result.exit_code == 0
-    assert result.output == (REFERENCE / "cache_aside.py").read_text(encoding="utf-8")
+    main = (REFERENCE / "cache_aside.py").read_text(encoding="utf-8")
+    lease = (REFERENCE / "_lease.py").read_text(encoding="utf-8")
+    assert result.output == main + "\n# ---- templategen/reference/_lease.py ----\n\n" + lease
+
+
+def test_show_http_cache_headers_includes_its_middleware_module():
+    result = run("show", "http-cache-headers", root=None)
+    assert result.exit_code == 0
+    assert "class CacheHeadersMiddleware" in result.output
+    assert "# ---- templategen/reference/http_cache_middleware.py ----" in result.output
 
 
 # --- render --------------------------------------------------------------------------------
