@@ -12,7 +12,7 @@ them); the original error is kept as ``__cause__``::
     │                                      pass key_builder
     ├── SerializationError                 a value that cannot be encoded or decoded
     │   └── TamperedDataError              signed-pickle data whose signature is wrong
-    ├── CacheUnavailableError              Redis down or timing out, fail_open=False
+    ├── CacheUnavailableError              Redis down or timing out, not failing open
     ├── LockTimeoutError (TimeoutError)    waited past the deadline for a lock or value
     ├── StoreError                         the user's database failed
     └── FlushTimeoutError (TimeoutError)   write-behind could not drain before a deadline
@@ -54,7 +54,7 @@ class TamperedDataError(SerializationError):
 
 
 class CacheUnavailableError(CacheError):
-    """Redis could not be reached and the cache was configured not to fail open."""
+    """Redis could not be reached, and the operation does not (or may not) fail open."""
 
 
 class LockTimeoutError(CacheError, TimeoutError):
