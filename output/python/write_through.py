@@ -159,7 +159,7 @@ class CacheError(Exception):
         CacheError
             ConfigurationError (ValueError)   a bad argument: empty prefix, ttl <= 0
             SerializationError                a value that cannot be encoded/decoded
-            CacheUnavailableError             Redis down or slow, fail_open=False
+            CacheUnavailableError             Redis down or slow, and not failing open
             StoreError                        the user's database failed
     """
 
@@ -173,7 +173,7 @@ class SerializationError(CacheError):
 
 
 class CacheUnavailableError(CacheError):
-    """Redis could not be reached and the cache was configured not to fail open."""
+    """Redis could not be reached, and the operation does not (or may not) fail open."""
 
 
 class StoreError(CacheError):
