@@ -114,7 +114,7 @@ def unlink_matching(client: redis.Redis, pattern: str, *, batch_size: int = 500)
 class OutageLog:
     """Logs one warning when Redis becomes unreachable and one note when it is back.
 
-    A cache that fails open keeps serving from the loader during an outage; logging
+    A cache that fails open keeps serving from the source of truth during an outage; logging
     every failed call would bury the one line that matters under thousands.
     """
 
@@ -133,7 +133,7 @@ class OutageLog:
                 return
             self._down = True
         logger.warning(
-            "%s: Redis unavailable (%s: %s); serving from the loader until it is back",
+            "%s: Redis unavailable (%s: %s); serving from the source of truth until it is back",
             self._name,
             type(exc).__name__,
             exc,
