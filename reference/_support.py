@@ -114,8 +114,9 @@ def unlink_matching(client: redis.Redis, pattern: str, *, batch_size: int = 500)
 class OutageLog:
     """Logs one warning when Redis becomes unreachable and one note when it is back.
 
-    A cache that fails open keeps serving from the source of truth during an outage; logging
-    every failed call would bury the one line that matters under thousands.
+    A cache that fails open keeps serving from the source of truth during an
+    outage; logging every failed call would bury the one line that matters under
+    thousands.
     """
 
     def __init__(self, name: str) -> None:
@@ -133,7 +134,7 @@ class OutageLog:
                 return
             self._down = True
         logger.warning(
-            "%s: Redis unavailable (%s: %s); serving from the source of truth until it is back",
+            "%s: Redis unavailable (%s: %s); failing open until it is back",
             self._name,
             type(exc).__name__,
             exc,
