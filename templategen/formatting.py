@@ -15,6 +15,7 @@ from black.mode import TargetVersion
 from black.report import NothingChanged
 
 from .errors import NotSupportedError, RenderedCodeError
+from .gotools import gofmt
 
 __all__ = ["BLACK_MODE", "FORMATTERS", "check_and_format", "numbered"]
 
@@ -53,7 +54,12 @@ def _python(text: str, name: str) -> str:
     return formatted
 
 
-FORMATTERS: Mapping[str, Formatter] = {"python": _python}
+FORMATTERS: Mapping[str, Formatter] = {
+    "python": _python,
+    # gofmt only: go vet needs the module and its dependencies, so it runs where the
+    # behaviour suite builds the file (templategen/suite/gotarget.py).
+    "go": gofmt,
+}
 
 
 def check_and_format(language: str, text: str, name: str) -> str:
