@@ -4,20 +4,39 @@
 returns it formatted; the returned text *is* the output. A failure is a template bug and
 raises :class:`RenderedCodeError` with the rendered text, numbered. A language without an
 entry cannot be rendered: it fails with "not yet supported" rather than passing unchecked.
+
+Python is checked in process (``compile()`` and black). TypeScript goes through the
+toolchain pinned in ``templategen/drivers/typescript`` (its package-lock.json, installed
+there by ``npm ci``): prettier formats the file, then ``tsc --noEmit`` with that folder's
+strict tsconfig.json must accept the formatted text — two node processes per file, and
+nothing is ever downloaded while rendering.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import black
 from black.mode import TargetVersion
 from black.report import NothingChanged
 
-from .errors import NotSupportedError, RenderedCodeError
+from .errors import NotSupportedError, RenderedCodeError, ToolMissingError
 from .gotools import gofmt
 
-__all__ = ["BLACK_MODE", "FORMATTERS", "check_and_format", "numbered"]
+__all__ = [
+    "BLACK_MODE",
+    "FORMATTERS",
+    "TYPESCRIPT_HARNESS",
+    "check_and_format",
+    "numbered",
+    "typescript_toolchain",
+]
 
 #: Pinned with black itself (pyproject.toml): the output is compared byte for byte.
 BLACK_MODE = black.Mode(target_versions={TargetVersion.PY311}, line_length=88)
@@ -54,8 +73,98 @@ def _python(text: str, name: str) -> str:
     return formatted
 
 
+#: The pinned TypeScript toolchain (package.json, package-lock.json, tsconfig.json) and
+#: the behaviour-suite driver; ships inside the package.
+TYPESCRIPT_HARNESS = Path(__file__).parent / "drivers" / "typescript"
+
+# Stricter than --strict on purpose: generated code has no unused names or parameters.
+_TSC_CHECK_OPTIONS = {"noEmit": True, "noUnusedLocals": True, "noUnusedParameters": True}
+_TSC_ERROR = re.compile(r"^(?P<file>[^\n(]+)\((?P<line>\d+),(?P<col>\d+)\): error ", re.M)
+_PRETTIER_ERROR = re.compile(r"\((?P<line>\d+):(?P<col>\d+)\)")
+
+
+def typescript_toolchain() -> tuple[str, Path]:
+    """``(node, node_modules)`` of the pinned toolchain; ToolMissingError saying how to get it."""
+    node = shutil.which("node")
+    if node is None:
+        raise ToolMissingError(
+            "TypeScript output needs Node.js 20 or newer, and node is not on PATH: install "
+            "it (Debian/Ubuntu: apt-get install nodejs npm; macOS: brew install node), then "
+            f"run `npm ci --ignore-scripts` in {TYPESCRIPT_HARNESS}"
+        )
+    modules = TYPESCRIPT_HARNESS / "node_modules"
+    for tool in ("typescript/bin/tsc", "prettier/bin/prettier.cjs", "redis/package.json"):
+        if not (modules / tool).is_file():
+            raise ToolMissingError(
+                f"the TypeScript toolchain is not installed ({modules / tool} is missing): "
+                f"run `npm ci --ignore-scripts` in {TYPESCRIPT_HARNESS} (it installs the "
+                "versions pinned in package-lock.json)"
+            )
+    return node, modules
+
+
+def typescript_workspace(folder: Path, node_modules: Path) -> None:
+    """Make ``folder`` a place where .ts files resolve ``redis`` and run as ES modules."""
+    link = folder / "node_modules"
+    if not link.exists():
+        link.symlink_to(node_modules, target_is_directory=True)
+    (folder / "package.json").write_text('{"type": "module"}\n', encoding="utf-8")
+
+
+def _run_node(
+    node: str, args: list[str], stdin: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [node, *args], input=stdin, capture_output=True, text=True, encoding="utf-8", cwd=cwd
+    )
+
+
+def _typescript(text: str, name: str) -> str:
+    node, modules = typescript_toolchain()
+    file_name = Path(name).name
+    with tempfile.TemporaryDirectory(prefix="templategen-tsc-") as tmp:
+        work = Path(tmp)
+        # --no-config: the output must not depend on a .prettierrc that happens to sit
+        # above the temp folder (or above the user's checkout).
+        pretty = _run_node(
+            node,
+            [str(modules / "prettier/bin/prettier.cjs"), "--no-config", "--no-editorconfig",
+             "--stdin-filepath", file_name],
+            text,
+            work,
+        )  # fmt: skip
+        if pretty.returncode != 0:
+            where = _PRETTIER_ERROR.search(pretty.stderr)
+            raise RenderedCodeError(
+                f"{name}: prettier cannot parse the rendered TypeScript: "
+                f"{pretty.stderr.strip()}\n" + numbered(text, int(where["line"]) if where else None)
+            )
+        formatted = pretty.stdout
+        typescript_workspace(work, modules)
+        (work / file_name).write_text(formatted, encoding="utf-8")
+        config = {
+            "extends": str(TYPESCRIPT_HARNESS / "tsconfig.json"),
+            "compilerOptions": {**_TSC_CHECK_OPTIONS, "rootDir": "."},
+            "include": [],
+            "files": [file_name],
+        }
+        (work / "tsconfig.json").write_text(json.dumps(config), encoding="utf-8")
+        tsc = _run_node(
+            node, [str(modules / "typescript/bin/tsc"), "-p", ".", "--pretty", "false"], "", work
+        )
+    if tsc.returncode != 0:
+        report = (tsc.stdout + tsc.stderr).strip()
+        where = _TSC_ERROR.search(report)
+        raise RenderedCodeError(
+            f"{name}: the rendered TypeScript does not pass tsc --strict:\n{report}\n"
+            + numbered(formatted, int(where["line"]) if where else None)
+        )
+    return formatted
+
+
 FORMATTERS: Mapping[str, Formatter] = {
     "python": _python,
+    "typescript": _typescript,
     # gofmt only: go vet needs the module and its dependencies, so it runs where the
     # behaviour suite builds the file (templategen/suite/gotarget.py).
     "go": gofmt,

@@ -232,8 +232,8 @@ def test_rendered_code_that_does_not_compile_shows_numbered_text():
 
 
 def test_language_without_a_formatter_is_not_yet_supported():
-    with pytest.raises(NotSupportedError, match="typescript output is not yet supported"):
-        render("future-language", "typescript", registry=BROKEN)
+    with pytest.raises(NotSupportedError, match="express output is not yet supported"):
+        render("future-language", "express", registry=BROKEN)
 
 
 def test_filters_refuse_values_of_the_wrong_type():

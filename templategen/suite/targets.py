@@ -19,6 +19,7 @@ from ..registry import Registry
 from .gotarget import build_go_driver, has_go_adapter
 from .runner import Target
 from .scenarios import load_option_sets
+from .tstarget import build_typescript_driver, has_typescript_adapter
 
 __all__ = [
     "SUITE_HMAC_ENV",
@@ -77,6 +78,8 @@ def rendered_target(rendered: RenderedFile, workdir: Path, label: str) -> Target
     """Write ``rendered`` under ``workdir`` and return the target that drives it."""
     if rendered.language == "go":
         return _go_target(rendered, workdir, label)
+    if rendered.language == "typescript":
+        return _typescript_target(rendered, workdir, label)
     if rendered.language != "python":
         raise NoDriverError(f"the behaviour suite has no {rendered.language} driver yet")
     path = workdir / rendered.path
@@ -107,4 +110,19 @@ def _go_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
         options=options,
         env=_env(options),
         cwd=str(binary.parent),
+    )
+
+
+def _typescript_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
+    """Compile ``rendered`` with the TypeScript driver (see tstarget); node runs them."""
+    if not has_typescript_adapter(rendered.pattern):
+        raise NoDriverError(f"the TypeScript driver has no adapter for {rendered.pattern} yet")
+    options = dict(rendered.options.values)
+    return Target(
+        pattern=rendered.pattern,
+        language=rendered.language,
+        label=label,
+        command=build_typescript_driver(rendered, workdir),
+        options=options,
+        env=_env(options),
     )
