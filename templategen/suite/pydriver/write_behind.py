@@ -1,22 +1,9 @@
 """Adapter: the write-behind scenario ops onto ``WriteBehindCache`` and a store double.
 
-The user's database is an ``SQLiteStore`` on a temporary file, behind
-:class:`ScriptedStore`, a test double that can fail, refuse a row, wait at a gate and
-count its calls (a double may stand in for the user's database, never for Redis).
-
-Cache ops: ``set {id, data}`` → the queued row's version; ``get {id}`` → the row's data,
-null when neither Redis nor the store has it; ``flush {timeout?}``; ``start``;
-``stop {timeout?}``; ``stats {fields?}`` → the integer counters ``queued``,
-``flushed``, ``retried``, ``dead_lettered``, ``queue_depth``, ``dead_letters`` (only
-``fields`` if given; ``oldest_pending_age`` is a timing and left out).
-
-Store ops: ``store_get {id}`` → the row's data in the database, null if none;
-``store_put {id, data, version}`` writes a row directly, as another writer would;
-``store_fail {calls}``: the next ``calls`` upsert_many calls raise (0 heals);
-``store_poison {id}``: every upsert_many holding that row raises; ``store_block
-{gate}``: the next upsert_many waits at the gate until ``release`` (an ``async`` op
-answers once it waits there); ``store_calls`` → the number of rows of each upsert_many
-call since reset, in order, refused calls included.
+The ops are specified under ``"ops"`` in ``templates/write-behind/scenarios.json``. The
+user's database is an ``SQLiteStore`` on a temporary file, behind :class:`ScriptedStore`,
+a test double that can fail, refuse a row, wait at a gate and count its calls (a double
+may stand in for the user's database, never for Redis).
 """
 
 from __future__ import annotations
@@ -59,13 +46,13 @@ class ScriptedStore:
         with self._lock:
             self.calls.append(len(batch))
             gate, self.gate = self.gate, None
-            failing = self.failures > 0
-            self.failures = max(0, self.failures - 1)
         if gate is not None:
             event = self._loaders.gate(gate)
             self._loaders.entered.set()  # lets an async op answer: the write is parked
             if not event.wait(timeout=30):
                 raise TimeoutError(f"store gate {gate!r} was never released")
+        with self._lock:
+            failing, self.failures = self.failures > 0, max(0, self.failures - 1)
         if failing:
             raise ConnectionError("database is down")
         for row in batch:
