@@ -58,7 +58,7 @@ class CacheUnavailableError(CacheError):
 
 
 class LockTimeoutError(CacheError, TimeoutError):
-    """A lock or the value another caller was loading did not arrive before the deadline."""
+    """A lock, or the value another caller was loading, missed the deadline."""
 
 
 class StoreError(CacheError):
