@@ -152,7 +152,7 @@ class CacheError(Exception):
                                               call arguments with no canonical
                                               encoding: pass key_builder
             SerializationError                a value that cannot be encoded/decoded
-            CacheUnavailableError             Redis down or slow, fail_open=False
+            CacheUnavailableError             Redis down or slow, and not failing open
     """
 
 
@@ -169,7 +169,7 @@ class SerializationError(CacheError):
 
 
 class CacheUnavailableError(CacheError):
-    """Redis could not be reached and the cache was configured not to fail open."""
+    """Redis could not be reached, and the operation does not (or may not) fail open."""
 
 
 class JsonSerializer:
@@ -324,8 +324,9 @@ REDIS_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 class OutageLog:
     """Logs one warning when Redis becomes unreachable and one note when it is back.
 
-    A cache that fails open keeps serving from the loader during an outage; logging
-    every failed call would bury the one line that matters under thousands.
+    A cache that fails open keeps serving from the source of truth during an
+    outage; logging every failed call would bury the one line that matters under
+    thousands.
     """
 
     def __init__(self, name: str) -> None:
@@ -339,7 +340,7 @@ class OutageLog:
                 return
             self._down = True
         logger.warning(
-            "%s: Redis unavailable (%s: %s); serving from the loader until it is back",
+            "%s: Redis unavailable (%s: %s); failing open until it is back",
             self._name,
             type(exc).__name__,
             exc,

@@ -168,6 +168,7 @@ class CacheError(Exception):
             ConfigurationError (ValueError)   a bad argument: empty prefix, ttl <= 0
             SerializationError                a value that cannot be encoded/decoded
             CacheUnavailableError             Redis down or slow, and not failing open
+            LockTimeoutError (TimeoutError)   a lock or value not there by the deadline
     """
 
 
@@ -184,7 +185,7 @@ class CacheUnavailableError(CacheError):
 
 
 class LockTimeoutError(CacheError, TimeoutError):
-    """The value another caller was loading did not arrive before the deadline."""
+    """A lock, or the value another caller was loading, missed the deadline."""
 
 
 class JsonSerializer:

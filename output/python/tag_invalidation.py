@@ -153,7 +153,7 @@ class CacheError(Exception):
         CacheError
             ConfigurationError (ValueError)   a bad argument: empty prefix, ttl <= 0
             SerializationError                a value that cannot be encoded/decoded
-            CacheUnavailableError             Redis down or slow, fail_open=False
+            CacheUnavailableError             Redis down or slow, and not failing open
     """
 
 
@@ -166,7 +166,7 @@ class SerializationError(CacheError):
 
 
 class CacheUnavailableError(CacheError):
-    """Redis could not be reached and the cache was configured not to fail open."""
+    """Redis could not be reached, and the operation does not (or may not) fail open."""
 
 
 #: The redis-py errors that mean "Redis is down or slow", as opposed to a bug such as a

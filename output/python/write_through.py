@@ -266,8 +266,9 @@ REDIS_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 class OutageLog:
     """Logs one warning when Redis becomes unreachable and one note when it is back.
 
-    A cache that fails open keeps serving from the loader during an outage; logging
-    every failed call would bury the one line that matters under thousands.
+    A cache that fails open keeps serving from the source of truth during an
+    outage; logging every failed call would bury the one line that matters under
+    thousands.
     """
 
     def __init__(self, name: str) -> None:
@@ -281,7 +282,7 @@ class OutageLog:
                 return
             self._down = True
         logger.warning(
-            "%s: Redis unavailable (%s: %s); serving from the loader until it is back",
+            "%s: Redis unavailable (%s: %s); failing open until it is back",
             self._name,
             type(exc).__name__,
             exc,
