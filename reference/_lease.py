@@ -19,8 +19,11 @@ its own caller but does not write, so the first reader's write is the one that l
 If the lease holder dies, the marker expires after ``lease_ttl`` and the next reader
 takes a new lease.
 
-Both scripts are one round trip: a hit is one EVALSHA, a miss is two (read-or-lease,
-then fill).
+A reader that will not fill (its load failed, or there is nothing to cache) releases
+its lease, so the next reader may fill at once instead of waiting out ``lease_ttl``.
+
+Each script is one round trip: a hit is one EVALSHA, a miss is two (read-or-lease, then
+fill or release).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "FILL_IF_LEASED_LUA",
     "LEASE_PREFIX",
     "READ_OR_LEASE_LUA",
+    "RELEASE_LEASE_LUA",
     "LeaseRead",
     "LeaseScripts",
     "is_lease",
@@ -64,6 +68,16 @@ end
 return 0
 """
 
+# KEYS[1] = key; ARGV[1] = our lease marker. Frees the slot only while our marker holds
+# it, so releasing a lease never deletes a value (or another reader's lease) written
+# there meanwhile. Returns 1 if released, 0 if the slot holds something else.
+RELEASE_LEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 def new_lease_token() -> bytes:
     return LEASE_PREFIX + uuid.uuid4().hex.encode("ascii")
@@ -87,11 +101,12 @@ class LeaseRead:
 
 
 class LeaseScripts:
-    """The two lease scripts, registered once per client (EVALSHA, EVAL on NOSCRIPT)."""
+    """The lease scripts, registered once per client (EVALSHA, EVAL on NOSCRIPT)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._read_or_lease = client.register_script(READ_OR_LEASE_LUA)
         self._fill = client.register_script(FILL_IF_LEASED_LUA)
+        self._release = client.register_script(RELEASE_LEASE_LUA)
 
     def read_or_lease(self, key: str, lease_ms: int) -> LeaseRead:
         token = new_lease_token()
@@ -104,3 +119,7 @@ class LeaseScripts:
 
     def fill(self, key: str, token: bytes, value: bytes, ttl_ms: int) -> bool:
         return bool(self._fill(keys=[key], args=[token, value, ttl_ms]))
+
+    def release(self, key: str, token: bytes) -> bool:
+        """Drop our lease if it still holds ``key``; True if it did."""
+        return bool(self._release(keys=[key], args=[token]))

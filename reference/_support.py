@@ -1,20 +1,21 @@
-"""Small helpers every pattern shares: argument checks, key globbing, outage logging.
+"""Small helpers every pattern shares: argument checks, key globbing, outage handling.
 
 Private to the reference package: the names here are not part of its public surface.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeGuard
 
 import redis
 
-from .errors import ConfigurationError
+from .errors import CacheUnavailableError, ConfigurationError
 
 logger = logging.getLogger("templategen.reference")
 
@@ -36,22 +37,38 @@ def require_prefix(prefix: object, name: str = "prefix") -> str:
     return prefix
 
 
+def _is_finite_number(value: object) -> TypeGuard[int | float]:
+    # bool is an int to Python, but True is never meant as a number of seconds.
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def require_positive_seconds(value: object, name: str) -> float:
     """A duration in seconds: an int or float > 0 (bool is refused; it is not a duration)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not _is_finite_number(value) or value <= 0:
         raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def require_non_negative(value: object, name: str, *, hint: str = "") -> float:
+    """A finite number >= 0 (bool is refused); ``hint`` says in the error what it means."""
+    if not _is_finite_number(value) or value < 0:
+        note = f" ({hint})" if hint else ""
+        raise ConfigurationError(f"{name} must be a finite number >= 0{note}, got {value!r}")
     return float(value)
 
 
 def require_fraction(value: object, name: str, *, upper: float = 1.0) -> float:
     """A fraction in [0, upper]."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number between 0 and {upper}, got {value!r}")
-    if not math.isfinite(value) or not 0 <= value <= upper:
+    if not _is_finite_number(value) or not 0 <= value <= upper:
         raise ConfigurationError(f"{name} must be a number between 0 and {upper}, got {value!r}")
     return float(value)
+
+
+def require_bool(value: object, name: str) -> bool:
+    """A flag: exactly True or False (1, 0 and "false" are refused, not guessed at)."""
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def require_callable(value: object, name: str = "loader") -> Callable[..., Any]:
@@ -148,6 +165,19 @@ class OutageLog:
                 return
             self._down = False
         logger.warning("%s: Redis reachable again", self._name)
+
+
+@contextlib.contextmanager
+def outage_as_unavailable(pattern: str, action: str) -> Iterator[None]:
+    """Turn a Redis outage inside the block into CacheUnavailableError naming ``action``.
+
+    For the patterns with no fail-open mode: a skipped invalidation or a read that could
+    not tell a miss from an outage would be silently wrong, so the caller must hear it.
+    """
+    try:
+        yield
+    except REDIS_OUTAGE_ERRORS as exc:
+        raise CacheUnavailableError(f"{pattern}: Redis unavailable while {action}: {exc}") from exc
 
 
 def require_bytes_client(client: object) -> redis.Redis:

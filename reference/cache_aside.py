@@ -61,7 +61,8 @@ Wire format
     - Lease marker: ``b"\\xc1lease:" + 32 hex chars`` in the value slot, ``PX lease_ttl``.
     - Scripts: ``READ_OR_LEASE_LUA`` (every get), ``FILL_IF_LEASED_LUA`` (the fill, and the
       swap of undecodable bytes for a lease: it is a compare-and-set), ``RELEASE_LEASE_LUA``
-      (drop our lease when nothing will be filled). Deletes use UNLINK.
+      (drop our lease when nothing will be filled), all three from ``_lease``. Deletes
+      use UNLINK.
 
 Deviations from the design page
     - ``CacheManager(redis_url)`` → ``CacheManager(client)``: the caller owns the client
@@ -105,6 +106,7 @@ from ._support import (
     escape_glob,
     jittered_ms,
     logger,
+    require_bool,
     require_bytes_client,
     require_callable,
     require_fraction,
@@ -124,7 +126,6 @@ from .errors import (
 from .serializers import Serializer, get_serializer
 
 __all__ = [
-    "RELEASE_LEASE_LUA",
     "CacheAside",
     "CacheConfig",
     "CacheManager",
@@ -135,15 +136,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 P = ParamSpec("P")
-
-# KEYS[1] = key; ARGV[1] = our lease marker. Deletes the key only while it still holds
-# our marker: a value or another reader's lease written since must survive.
-RELEASE_LEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,8 +160,7 @@ class CacheConfig:
             require_positive_seconds(self.negative_ttl, "negative_ttl (None disables it)")
         require_fraction(self.jitter, "jitter", upper=0.5)
         require_positive_seconds(self.lease_ttl, "lease_ttl")
-        if not isinstance(self.fail_open, bool):
-            raise ConfigurationError(f"fail_open must be True or False, got {self.fail_open!r}")
+        require_bool(self.fail_open, "fail_open")
 
 
 # One outage log per client, so caches sharing a client log one warning per outage
@@ -199,7 +190,6 @@ class CacheAside(Generic[T]):
         )
         self._leases = LeaseScripts(client)
         self._compare_and_set = client.register_script(FILL_IF_LEASED_LUA)
-        self._release = client.register_script(RELEASE_LEASE_LUA)
         self._lease_ms = to_ms(self.config.lease_ttl)
         self._outage = _outage_log_for(client)
 
@@ -333,7 +323,7 @@ class CacheAside(Generic[T]):
     def _release_lease(self, full: str, token: bytes) -> None:
         """Best effort: if Redis is unreachable the lease expires after lease_ttl."""
         with contextlib.suppress(*REDIS_OUTAGE_ERRORS):
-            self._release(keys=[full], args=[token])
+            self._leases.release(full, token)
 
 
 class CachedFunction(Protocol[P, R_co]):

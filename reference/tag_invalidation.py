@@ -102,23 +102,22 @@ Deviations from the design page
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import redis
 
 from ._support import (
-    REDIS_OUTAGE_ERRORS,
     logger,
+    outage_as_unavailable,
     require_bytes_client,
     require_key,
     require_positive_seconds,
     require_prefix,
     to_ms,
 )
-from .errors import CacheUnavailableError, ConfigurationError, SerializationError, TamperedDataError
+from .errors import ConfigurationError, SerializationError, TamperedDataError
 from .serializers import Serializer, get_serializer
 
 __all__ = [
@@ -293,16 +292,6 @@ return {deleted, left}
 )
 
 
-@contextlib.contextmanager
-def _outage_as_unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except REDIS_OUTAGE_ERRORS as exc:
-        raise CacheUnavailableError(
-            f"tag_invalidation: Redis unavailable while {action}: {exc}"
-        ) from exc
-
-
 def _require_tag(tag: object) -> str:
     if not isinstance(tag, str) or not tag:
         raise ConfigurationError(f"a tag must be a non-empty string, got {tag!r}")
@@ -371,7 +360,7 @@ class TaggedCache:
         ttl_ms = to_ms(require_positive_seconds(ttl, "ttl"))
         tag_list = _require_tags(tags)
         data = self._serializer.dumps(value)
-        with _outage_as_unavailable(f"setting {key!r}"):
+        with outage_as_unavailable("tag_invalidation", f"setting {key!r}"):
             self._set_with_tags(
                 keys=[*self._entry_keys(key), *(self._tag_key(t) for t in tag_list)],
                 args=[self.prefix, key, data, ttl_ms, *tag_list],
@@ -380,7 +369,7 @@ class TaggedCache:
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored for ``key``, or ``default`` when there is none."""
         require_key(key)
-        with _outage_as_unavailable(f"reading {key!r}"):
+        with outage_as_unavailable("tag_invalidation", f"reading {key!r}"):
             data = self._get(keys=self._entry_keys(key), args=[key])
         if data is None:
             return default
@@ -397,7 +386,7 @@ class TaggedCache:
     def delete(self, key: str) -> bool:
         """Delete ``key``'s entry and its tag memberships; True if there was an entry."""
         require_key(key)
-        with _outage_as_unavailable(f"deleting {key!r}"):
+        with outage_as_unavailable("tag_invalidation", f"deleting {key!r}"):
             deleted = self._delete(
                 keys=[self._data_key(key), self._index_key(key)], args=[self.prefix, key]
             )
@@ -406,7 +395,7 @@ class TaggedCache:
     def get_tags(self, key: str) -> set[str]:
         """The tags of ``key``'s current entry; empty when there is none."""
         require_key(key)
-        with _outage_as_unavailable(f"reading the tags of {key!r}"):
+        with outage_as_unavailable("tag_invalidation", f"reading the tags of {key!r}"):
             members = self._get_tags(keys=self._entry_keys(key), args=[key])
         return {member.decode("utf-8") for member in members}
 
@@ -422,7 +411,7 @@ class TaggedCache:
             return 0
         token = uuid.uuid4().hex
         drains = [f"{self.prefix}:drain:{token}:{n}" for n in range(1, len(tag_list) + 1)]
-        with _outage_as_unavailable(f"invalidating {tag_list!r}"):
+        with outage_as_unavailable("tag_invalidation", f"invalidating {tag_list!r}"):
             deleted, left_to_drain = self._invalidate(
                 keys=[self._registry, *(self._tag_key(t) for t in tag_list), *drains],
                 args=[self.prefix, self.drain_batch, *tag_list],
@@ -430,9 +419,10 @@ class TaggedCache:
         deleted = int(deleted)
         for position in left_to_drain:
             draining, tag = drains[position - 1], tag_list[position - 1]
-            with _outage_as_unavailable(
+            with outage_as_unavailable(
+                "tag_invalidation",
                 f"draining {tag!r} (the invalidation already holds for get(); "
-                "what is left expires with the tag's TTL)"
+                "what is left expires with the tag's TTL)",
             ):
                 left = 1
                 while left:

@@ -74,16 +74,15 @@ Deviations from the design page
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from ._support import (
-    REDIS_OUTAGE_ERRORS,
     logger,
+    outage_as_unavailable,
     require_bytes_client,
     require_callable,
     require_key,
@@ -91,7 +90,7 @@ from ._support import (
     require_prefix,
     to_ms,
 )
-from .errors import CacheUnavailableError, ConfigurationError, SerializationError, TamperedDataError
+from .errors import ConfigurationError, SerializationError, TamperedDataError
 from .serializers import Serializer, get_serializer
 
 __all__ = ["GET_LUA", "SET_LUA", "VersionedCache", "VersionedLookup"]
@@ -143,16 +142,6 @@ class VersionedLookup:
     version: int
 
 
-@contextlib.contextmanager
-def _outage_as_unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except REDIS_OUTAGE_ERRORS as exc:
-        raise CacheUnavailableError(
-            f"version_invalidation: Redis unavailable while {action}: {exc}"
-        ) from exc
-
-
 def _require_entity(entity: object) -> str:
     if not isinstance(entity, str) or not entity or ":" in entity:
         raise ConfigurationError(
@@ -200,14 +189,16 @@ class VersionedCache:
     def get_version(self, entity: str) -> int:
         """The current version of ``entity`` (0 before the first increment)."""
         _require_entity(entity)
-        with _outage_as_unavailable(f"reading the version of {entity!r}"):
+        with outage_as_unavailable("version_invalidation", f"reading the version of {entity!r}"):
             version = self.client.get(self._version_key(entity))
         return int(version) if version is not None else 0
 
     def increment_version(self, entity: str) -> int:
         """Make every cached entry of ``entity`` a miss; returns the new version."""
         _require_entity(entity)
-        with _outage_as_unavailable(f"incrementing the version of {entity!r}"):
+        with outage_as_unavailable(
+            "version_invalidation", f"incrementing the version of {entity!r}"
+        ):
             # INCR keeps the counter's TTL, which already covers every live entry.
             return int(self.client.incr(self._version_key(entity)))
 
@@ -215,7 +206,7 @@ class VersionedCache:
         """Read the version and the entry under it, in one round trip."""
         _require_entity(entity)
         require_key(id, "id")
-        with _outage_as_unavailable(f"reading {entity!r} {id!r}"):
+        with outage_as_unavailable("version_invalidation", f"reading {entity!r} {id!r}"):
             raw_version, data = self._get(
                 keys=[self._version_key(entity)], args=[self.prefix, entity, id]
             )
@@ -230,7 +221,9 @@ class VersionedCache:
                 logger.warning("version_invalidation: %s: %s (check hmac_key)", key, exc)
             else:
                 logger.warning("version_invalidation: %s: undecodable entry deleted: %s", key, exc)
-            with _outage_as_unavailable(f"deleting the undecodable entry {key!r}"):
+            with outage_as_unavailable(
+                "version_invalidation", f"deleting the undecodable entry {key!r}"
+            ):
                 self.client.unlink(key)
             return VersionedLookup(found=False, value=None, version=version)
 
@@ -257,7 +250,7 @@ class VersionedCache:
         ttl_ms = to_ms(require_positive_seconds(ttl, "ttl"))
         expected = "" if version is None else str(_require_version(version))
         data = self._serializer.dumps(value)
-        with _outage_as_unavailable(f"writing {entity!r} {id!r}"):
+        with outage_as_unavailable("version_invalidation", f"writing {entity!r} {id!r}"):
             written = self._set(
                 keys=[self._version_key(entity)],
                 args=[self.prefix, entity, id, data, ttl_ms, expected],

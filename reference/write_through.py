@@ -78,8 +78,8 @@ Wire format (what the TypeScript and Go renderings read and write byte for byte)
       the ``negative_ttl`` expiry. A ``get`` that finds a tombstone returns None
       without reading the database; any newer version replaces it.
     - Lease marker: ``0xC1 "lease:" <32 hex>`` (``_lease``), older than any entry.
-    - Scripts: ``READ_OR_LEASE_LUA`` and ``FILL_IF_LEASED_LUA`` from ``_lease``, plus
-      ``SET_IF_NEWER_LUA`` and ``RELEASE_LEASE_LUA`` here.
+    - Scripts: ``READ_OR_LEASE_LUA``, ``FILL_IF_LEASED_LUA`` and ``RELEASE_LEASE_LUA``
+      from ``_lease``, plus ``SET_IF_NEWER_LUA`` here.
 
 Deviations from the design page
     - ``WriteThroughCache(redis_client, db, collection_name, ttl)`` becomes
@@ -112,6 +112,7 @@ from ._support import (
     REDIS_OUTAGE_ERRORS,
     OutageLog,
     logger,
+    require_bool,
     require_bytes_client,
     require_key,
     require_positive_seconds,
@@ -129,7 +130,7 @@ from .errors import (
 from .serializers import get_serializer
 from .store import Row, Store
 
-__all__ = ["RELEASE_LEASE_LUA", "SET_IF_NEWER_LUA", "WriteThroughCache"]
+__all__ = ["SET_IF_NEWER_LUA", "WriteThroughCache"]
 
 # KEYS[1] = key; ARGV[1] = the row's version (decimal, no leading zeros),
 # ARGV[2] = the entry ("<version>:" .. payload), ARGV[3] = ttl in ms.
@@ -163,16 +164,6 @@ if cur and string.byte(cur, 1) ~= 193 then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
-"""
-
-# KEYS[1] = key; ARGV[1] = our lease marker. Frees the slot only while our marker holds
-# it, so releasing a lease never deletes a value a writer has put there meanwhile.
-# Returns 1 if released, 0 if the slot holds something else.
-RELEASE_LEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
 """
 
 _SEPARATOR = b":"
@@ -222,13 +213,10 @@ class WriteThroughCache:
             else to_ms(require_positive_seconds(negative_ttl, "negative_ttl"))
         )
         self._lease_ms = to_ms(require_positive_seconds(lease_ttl, "lease_ttl"))
-        if not isinstance(fail_open, bool):
-            raise ConfigurationError(f"fail_open must be True or False, got {fail_open!r}")
-        self._fail_open = fail_open
+        self._fail_open = require_bool(fail_open, "fail_open")
         self._serializer = get_serializer(serializer, hmac_key=hmac_key)
         self._leases = LeaseScripts(client)
         self._set_if_newer = client.register_script(SET_IF_NEWER_LUA)
-        self._release = client.register_script(RELEASE_LEASE_LUA)
         self._outage = OutageLog(f"WriteThroughCache({prefix!r})")
 
     def _key(self, id: str) -> str:
@@ -353,7 +341,7 @@ class WriteThroughCache:
     def _release_lease(self, key: str, token: bytes) -> None:
         # On failure the marker expires after lease_ttl on its own.
         with contextlib.suppress(redis.RedisError):
-            self._release(keys=[key], args=[token])
+            self._leases.release(key, token)
 
     def _drop_undecodable(self, key: str, exc: SerializationError) -> None:
         level = logging.WARNING if isinstance(exc, TamperedDataError) else logging.INFO
