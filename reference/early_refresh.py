@@ -96,19 +96,16 @@ from ._support import (
     REDIS_OUTAGE_ERRORS,
     OutageLog,
     logger,
+    require_bool,
     require_bytes_client,
     require_callable,
     require_key,
+    require_non_negative,
     require_positive_seconds,
     require_prefix,
     to_ms,
 )
-from .errors import (
-    CacheUnavailableError,
-    ConfigurationError,
-    SerializationError,
-    TamperedDataError,
-)
+from .errors import CacheUnavailableError, SerializationError, TamperedDataError
 from .serializers import get_serializer
 
 __all__ = ["ENVELOPE_PREFIX", "RELEASE_LUA", "EarlyRefreshCache"]
@@ -160,11 +157,8 @@ class EarlyRefreshCache:
         rand: Callable[[], float] = _uniform_open_zero,
     ) -> None:
         self._client = require_bytes_client(client)
-        for name, flag in (("background", background), ("fail_open", fail_open)):
-            if not isinstance(flag, bool):
-                raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
-        self._background = background
-        self._fail_open = fail_open
+        self._background = require_bool(background, "background")
+        self._fail_open = require_bool(fail_open, "fail_open")
         self._lock_ms = to_ms(require_positive_seconds(lock_timeout, "lock_timeout"))
         self._lock_prefix = require_prefix(lock_prefix, "lock_prefix")
         self._serializer = get_serializer(serializer, hmac_key=hmac_key)
@@ -182,16 +176,9 @@ class EarlyRefreshCache:
         require_key(key)
         require_callable(loader)
         ttl = require_positive_seconds(ttl, "ttl")
-        if (
-            isinstance(beta, bool)
-            or not isinstance(beta, int | float)
-            or not math.isfinite(beta)
-            or beta < 0
-        ):
-            raise ConfigurationError(
-                f"beta must be a finite number >= 0 (XFetch's default is 1.0; larger "
-                f"refreshes earlier, 0 only at expiry), got {beta!r}"
-            )
+        beta = require_non_negative(
+            beta, "beta", hint="XFetch's default is 1.0; larger refreshes earlier, 0 only at expiry"
+        )
         try:
             data = self._client.get(key)
             self._outage.succeeded()

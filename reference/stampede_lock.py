@@ -106,6 +106,7 @@ from ._support import (
     REDIS_OUTAGE_ERRORS,
     OutageLog,
     logger,
+    require_bool,
     require_bytes_client,
     require_callable,
     require_key,
@@ -115,7 +116,6 @@ from ._support import (
 )
 from .errors import (
     CacheUnavailableError,
-    ConfigurationError,
     LockTimeoutError,
     SerializationError,
     TamperedDataError,
@@ -337,9 +337,7 @@ class StampedePrevention:
         self._poll_interval = require_positive_seconds(poll_interval, "poll_interval")
         self._lock_prefix = require_prefix(lock_prefix, "lock_prefix")
         self._serializer = get_serializer(serializer, hmac_key=hmac_key)
-        if not isinstance(fail_open, bool):
-            raise ConfigurationError(f"fail_open must be True or False, got {fail_open!r}")
-        self._fail_open = fail_open
+        self._fail_open = require_bool(fail_open, "fail_open")
         self._outage = OutageLog("StampedePrevention")
         self._flights = _SingleFlight()
         self._acquire_or_read = client.register_script(ACQUIRE_OR_READ_LUA)
