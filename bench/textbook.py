@@ -26,6 +26,7 @@ __all__ = [
     "TextbookStampede",
     "TextbookTaggedCache",
     "TextbookVersionedCache",
+    "TextbookWriteBehind",
     "TextbookWriteThrough",
 ]
 
@@ -205,3 +206,33 @@ class TextbookWriteThrough:
         row = self.store.upsert(doc_id, data)
         self.redis.setex(f"{self.prefix}:{doc_id}", self.ttl, json.dumps(row.data))
         return row.data
+
+
+class TextbookWriteBehind:
+    """The page's write-behind, synchronous: SETEX now, pending writes in a dict, flushed
+    in bulk writes of ``batch_size`` (the page's ``bulk_write`` is ``store.upsert_many``)."""
+
+    def __init__(self, client: redis.Redis, store: Any, batch_size: int = 100) -> None:
+        self.redis, self.store, self.batch_size = client, store, batch_size
+        self.pending_writes: dict[str, dict[str, Any]] = {}
+        self._version = 0
+
+    def set(self, collection: str, doc_id: str, data: Any) -> None:
+        self.redis.setex(f"{collection}:{doc_id}", 3600, json.dumps(data))
+        self.pending_writes.setdefault(collection, {})[doc_id] = {
+            "data": data,
+            "timestamp": time.time(),
+        }
+
+    def flush_all(self, row: Callable[[str, Any, int], Any]) -> None:
+        for docs in self.pending_writes.values():
+            operations = []
+            for doc_id, doc_info in list(docs.items()):
+                self._version += 1
+                operations.append(row(doc_id, doc_info["data"], self._version))
+                if len(operations) >= self.batch_size:
+                    self.store.upsert_many(operations)
+                    operations = []
+            if operations:
+                self.store.upsert_many(operations)
+            docs.clear()
