@@ -4,10 +4,11 @@
 
 import type { Loader } from "./loaders.js";
 
-/** The connected node-redis client the driver hands to the rendered code. */
+/** A connected node-redis client (from createClient()), as the driver holds it. */
 export interface DriverClient {
   readonly isOpen: boolean;
   sendCommand(args: ReadonlyArray<string | Buffer>): Promise<unknown>;
+  destroy(): void;
 }
 
 /** A scenario step's `args`: JSON. */
@@ -17,6 +18,8 @@ export interface AdapterContext {
   /** The rendered module's namespace: its exports by name. */
   readonly module: Record<string, unknown>;
   readonly client: DriverClient;
+  /** A new connection of its own, to the same Redis: "another process" to the code. */
+  connect(): Promise<DriverClient>;
   /** The option values the module was rendered with (all of them, defaults included). */
   readonly options: Record<string, unknown>;
 }

@@ -67,7 +67,8 @@ class Driver {
   private adapter: Adapter | null = null;
   private pattern = "";
   private options: Record<string, unknown> = {};
-  private client: (DriverClient & { destroy(): void }) | null = null;
+  private client: DriverClient | null = null;
+  private redisUrl = "";
   private readonly pending = new Map<string, Promise<unknown>>();
 
   constructor(private readonly module: Record<string, unknown>) {}
@@ -121,17 +122,22 @@ class Driver {
   private async configure(message: Message): Promise<null> {
     this.pattern = String(message.pattern);
     this.options = message.options ?? {};
+    this.redisUrl = String(message.redis_url);
+    this.client = await this.connect();
+    return null;
+  }
+
+  private async connect(): Promise<DriverClient> {
     // disableOfflineQueue: while Redis is down, commands fail at once (and the rendered
     // code fails open or reports "unavailable") instead of queueing until it is back.
     const client = createClient({
-      url: message.redis_url,
+      url: this.redisUrl,
       disableOfflineQueue: true,
     });
     client.on("error", (error: unknown) => {
       process.stderr.write(`redis client: ${String(error)}\n`);
     });
-    this.client = await client.connect();
-    return null;
+    return await client.connect();
   }
 
   private async reset(): Promise<null> {
@@ -155,6 +161,7 @@ class Driver {
     this.adapter = await createAdapter({
       module: this.module,
       client: this.client,
+      connect: () => this.connect(),
       options: this.options,
     });
     return null;

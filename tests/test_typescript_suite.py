@@ -1,0 +1,105 @@
+"""The behaviour suite against the rendered TypeScript: the same scenarios, the same runner.
+
+Targets per pattern that has a TypeScript template and scenarios: the defaults, and every
+named option set of its scenarios.json (``non_default``: hostile strings, other names,
+other TTLs). Values TypeScript does not offer (msgpack and pickle serializers) are left
+at their defaults; the scenarios that need them are then skipped, with the reason. One
+driver process plays all scenarios of a target; each scenario is its own test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from templategen.engine import render
+from templategen.redis_server import RedisServer
+from templategen.registry import Registry
+from templategen.suite.runner import ScenarioResult, run_target
+from templategen.suite.scenarios import load_scenarios
+from templategen.suite.targets import default_options, option_sets, rendered_target
+from templategen.suite.tstarget import has_typescript_adapter
+
+REGISTRY = Registry()
+PATTERNS = [
+    p for p in REGISTRY.names() if "typescript" in REGISTRY.get(p).languages and load_scenarios(p)
+]
+
+
+def given_options(pattern: str, set_name: str) -> dict[str, Any]:
+    """The options of ``set_name`` that differ from the defaults and TypeScript offers."""
+    spec = REGISTRY.get(pattern)
+    defaults = default_options(pattern, "typescript")
+    given = {}
+    for name, value in option_sets(pattern, "typescript")[set_name].items():
+        option = spec.option(name)
+        if value == defaults.get(name):
+            continue
+        if option.type == "choice" and value not in option.choices_for("typescript"):
+            continue
+        given[name] = value
+    return given
+
+
+CASES = [
+    pytest.param(pattern, set_name, sc.name, id=f"{pattern}-typescript[{set_name}]-{sc.name}")
+    for pattern in PATTERNS
+    for set_name in option_sets(pattern, "typescript")
+    for sc in load_scenarios(pattern)
+]
+
+Lookup = Callable[[str, str, str], ScenarioResult]
+
+
+def test_every_typescript_pattern_with_scenarios_has_an_adapter() -> None:
+    assert PATTERNS, "no TypeScript pattern has scenarios"
+    assert [p for p in PATTERNS if not has_typescript_adapter(p)] == []
+
+
+def test_non_default_sets_keep_their_hostile_strings() -> None:
+    for pattern in PATTERNS:
+        if "non_default" in option_sets(pattern, "typescript"):
+            assert "\\" in given_options(pattern, "non_default")["key_prefix"]
+
+
+@pytest.fixture(scope="module")
+def suite_results(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lookup]:
+    workdir = tmp_path_factory.mktemp("typescript-suite")
+    cache: dict[tuple[str, str, str], ScenarioResult] = {}
+
+    def result(pattern: str, set_name: str, scenario: str) -> ScenarioResult:
+        if (pattern, set_name, scenario) not in cache:
+            rendered = render(pattern, "typescript", given_options(pattern, set_name))
+            label = f"typescript[{set_name}]"
+            target = rendered_target(rendered, workdir / pattern / set_name, label)
+            for r in run_target(target, load_scenarios(pattern), redis_server.url):
+                cache[(pattern, set_name, r.scenario)] = r
+        return cache[(pattern, set_name, scenario)]
+
+    yield result
+
+
+@pytest.mark.parametrize(("pattern", "set_name", "scenario"), CASES)
+def test_rendered_typescript_behaves_as_the_scenario_says(
+    suite_results: Lookup, pattern: str, set_name: str, scenario: str
+) -> None:
+    result = suite_results(pattern, set_name, scenario)
+    if result.status == "skipped":
+        pytest.skip(result.message)
+    assert result.status == "passed", result.message
+
+
+def test_verify_runs_the_typescript_scenarios(redis_server: RedisServer, tmp_path: Path) -> None:
+    from templategen.verify import run, select_targets
+
+    targets = select_targets(REGISTRY, ["cache-aside"], ["typescript"], {"ttl": 60})
+    report = run(redis_server.url, targets)
+    assert report.passed, report.to_json()
+    (result,) = report.results
+    assert result.language == "typescript"
+    assert len(result.scenarios) == len(load_scenarios("cache-aside"))
