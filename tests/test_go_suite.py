@@ -1,0 +1,267 @@
+"""The behaviour suite against the rendered Go, and what only a second language can show.
+
+Every scenario of every pattern with a Go template runs against the rendered Go package
+(vetted and built into the Go driver with its rendered adapter), with the default
+options and with each named option set of the pattern's scenarios.json; choices Go does
+not offer (serializer msgpack) fall back to Go's default, so the hostile strings and
+names still come through. Then: values written by the rendered Python are hits for the
+Go and the other way round, and each sees the other's invalidations and locks; and
+Redis going away fails open or not, as configured.
+
+Building needs Go and the harness's modules (``go mod download`` in
+templategen/drivers/go); the first build compiles go-redis (about 20 s), later ones
+reuse the build cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from templategen.engine import render
+from templategen.redis_server import RedisServer
+from templategen.registry import Registry
+from templategen.suite.driver import PROTOCOL_VERSION, DriverProcess
+from templategen.suite.runner import ScenarioResult, Target, run_target
+from templategen.suite.scenarios import load_scenarios
+from templategen.suite.targets import default_options, option_sets, rendered_target
+
+pytestmark = pytest.mark.slow
+
+REGISTRY = Registry()
+GO_PATTERNS = [
+    p for p in REGISTRY.names() if "go" in REGISTRY.get(p).languages and load_scenarios(p)
+]
+
+
+def go_option_sets(pattern: str) -> dict[str, dict[str, Any]]:
+    """option_sets for Go: a choice Go does not offer falls back to Go's default."""
+    spec = REGISTRY.get(pattern)
+    sets = {}
+    for name, values in option_sets(pattern, "go").items():
+        for option in spec.options_for("go"):
+            if option.type == "choice" and values[option.name] not in option.choices_for("go"):
+                values = {**values, option.name: option.default}
+        sets[name] = values
+    return sets
+
+
+def given(pattern: str, values: dict[str, Any]) -> dict[str, Any]:
+    defaults = default_options(pattern, "go")
+    return {k: v for k, v in values.items() if v != defaults[k]}
+
+
+CASES = [
+    pytest.param(pattern, set_name, sc.name, id=f"{pattern}-go[{set_name}]-{sc.name}")
+    for pattern in GO_PATTERNS
+    for set_name in go_option_sets(pattern)
+    for sc in load_scenarios(pattern)
+]
+
+Lookup = Callable[[str, str, str], ScenarioResult]
+
+
+@pytest.fixture(scope="module")
+def go_results(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lookup]:
+    cache: dict[tuple[str, str, str], ScenarioResult] = {}
+
+    def result(pattern: str, set_name: str, scenario: str) -> ScenarioResult:
+        if (pattern, set_name, scenario) not in cache:
+            values = go_option_sets(pattern)[set_name]
+            rendered = render(pattern, "go", given(pattern, values))
+            workdir = tmp_path_factory.mktemp(f"go-{pattern}-{set_name}")
+            target = rendered_target(rendered, workdir, f"go[{set_name}]")
+            for r in run_target(target, load_scenarios(pattern), redis_server.url):
+                cache[(pattern, set_name, r.scenario)] = r
+        return cache[(pattern, set_name, scenario)]
+
+    yield result
+
+
+@pytest.mark.parametrize(("pattern", "set_name", "scenario"), CASES)
+def test_rendered_go_behaves_as_the_scenario_says(
+    go_results: Lookup, pattern: str, set_name: str, scenario: str
+) -> None:
+    result = go_results(pattern, set_name, scenario)
+    if result.status == "skipped":
+        pytest.skip(result.message)
+    assert result.status == "passed", result.message
+
+
+def test_every_pattern_with_scenarios_and_a_go_template_is_covered() -> None:
+    assert {"cache-aside", "stampede-lock", "early-refresh"} <= set(GO_PATTERNS)
+
+
+# --- two drivers, one Redis -----------------------------------------------------------
+
+
+class Session:
+    """A driver that was told hello, configure and reset; ``op`` raises on any error."""
+
+    def __init__(self, target: Target, redis_url: str) -> None:
+        self.driver = DriverProcess(target.command, env=target.env, cwd=target.cwd)
+        self.driver.request({"op": "hello", "protocol": PROTOCOL_VERSION})
+        configure = {
+            "op": "configure",
+            "pattern": target.pattern,
+            "options": dict(target.options),
+            "redis_url": redis_url,
+        }
+        for message in (configure, {"op": "reset"}):
+            assert self.driver.request(message)["ok"], self.driver.stderr_tail()
+
+    def send(self, op: str, **message: Any) -> dict[str, Any]:
+        return self.driver.request({"op": op, **message}, timeout=30)
+
+    def op(self, op: str, **message: Any) -> Any:
+        response = self.send(op, **message)
+        assert response["ok"], (response, self.driver.stderr_tail())
+        return response
+
+    def close(self) -> None:
+        self.driver.close()
+
+
+@pytest.fixture
+def sessions(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callable[[str, str], Session]]:
+    """Opens a Go or rendered-Python driver on the shared Redis (flushed first)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    opened: list[Session] = []
+
+    def open_session(pattern: str, language: str) -> Session:
+        rendered = render(pattern, language)
+        target = rendered_target(rendered, tmp_path / language, language)
+        opened.append(Session(target, redis_server.url))
+        return opened[-1]
+
+    yield open_session
+    for session in opened:
+        session.close()
+
+
+def test_cache_aside_values_and_invalidations_cross_between_python_and_go(sessions):
+    go, py = sessions("cache-aside", "go"), sessions("cache-aside", "python")
+    value = {"name": "é🐍", "n": [1, 2.5, None, True]}
+
+    loaded = go.op("get", args={"key": "u"}, loader={"value": value})
+    assert loaded["value"] == value
+    hit = py.op("get", args={"key": "u"}, loader={"value": "python loaded"})
+    assert (hit["value"], hit["loader_calls"]) == (value, 0)
+
+    py.op("set", args={"key": "w", "value": [3, "x"]})
+    hit = go.op("get", args={"key": "w"}, loader={"value": "go loaded"})
+    assert (hit["value"], hit["loader_calls"]) == ([3, "x"], 1)  # the one load above
+
+    assert py.op("delete", args={"key": "u"})["value"] is True
+    reloaded = go.op("get", args={"key": "u"}, loader={"value": "fresh"})
+    assert (reloaded["value"], reloaded["loader_calls"]) == ("fresh", 2)
+
+    assert go.op("delete", args={"key": "w"})["value"] is True
+    reloaded = py.op("get", args={"key": "w"}, loader={"value": "fresh too"})
+    assert (reloaded["value"], reloaded["loader_calls"]) == ("fresh too", 1)
+
+
+def test_cache_aside_lease_taken_by_go_blocks_a_stale_fill_from_python(sessions):
+    go, py = sessions("cache-aside", "go"), sessions("cache-aside", "python")
+    # Python misses and leases the key, then loads (blocked); Go writes a value, which
+    # revokes the lease: Python's late fill must not land.
+    py.op("get", args={"key": "r"}, loader={"value": "stale", "block": "g"}, **{"async": "h"})
+    go.op("set", args={"key": "r", "value": "new"})
+    py.op("release", args={"gate": "g"})
+    assert py.op("await", args={"handle": "h"})["value"] == "stale"
+    hit = go.op("get", args={"key": "r"}, loader={"value": "loaded"})
+    assert (hit["value"], hit["loader_calls"]) == ("new", 0)
+
+
+def test_stampede_lock_python_waits_for_the_value_go_loads_under_the_lock(sessions):
+    go, py = sessions("stampede-lock", "go"), sessions("stampede-lock", "python")
+    go.op("get", args={"key": "k"}, loader={"value": {"n": 1}, "block": "g"}, **{"async": "h"})
+    answer: dict[str, Any] = {}
+    # Python finds Go's lock, subscribes and waits: it must get Go's value, not load.
+    waiter = threading.Thread(
+        target=lambda: answer.update(py.send("get", args={"key": "k"}, loader={"value": 2}))
+    )
+    waiter.start()
+    go.op("release", args={"gate": "g"})
+    assert go.op("await", args={"handle": "h"})["value"] == {"n": 1}
+    waiter.join(30)
+    assert answer["ok"], answer
+    assert (answer["value"], answer["loader_calls"]) == ({"n": 1}, 0)
+
+
+def test_stampede_lock_value_python_stored_is_a_hit_for_go(sessions):
+    go, py = sessions("stampede-lock", "go"), sessions("stampede-lock", "python")
+    py.op("get", args={"key": "p"}, loader={"value": [1, "two"]})
+    hit = go.op("get", args={"key": "p"}, loader={"value": "go loaded"})
+    assert (hit["value"], hit["loader_calls"]) == ([1, "two"], 0)
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("go", "python"), ("python", "go")])
+def test_early_refresh_envelope_of_one_language_is_a_hit_for_the_other(sessions, writer, reader):
+    first, second = sessions("early-refresh", writer), sessions("early-refresh", reader)
+    first.op("set_clock", args={"ms": 1_000_000})
+    first.op("get", args={"key": "e", "ttl": 60, "load_ms": 250}, loader={"value": {"x": [1]}})
+    # Halfway to the expiry, r = 1: a hit, whoever reads it.
+    second.op("set_clock", args={"ms": 1_030_000})
+    hit = second.op("get", args={"key": "e", "ttl": 60}, loader={"value": "reloaded"})
+    assert (hit["value"], hit["loader_calls"]) == ({"x": [1]}, 0)
+    # At the expiry the reader refreshes the other's entry.
+    second.op("set_clock", args={"ms": 1_060_250})
+    refreshed = second.op("get", args={"key": "e", "ttl": 60}, loader={"value": "new"})
+    assert (refreshed["value"], refreshed["loader_calls"]) == ("new", 1)
+    first.op("set_clock", args={"ms": 1_060_300})
+    assert first.op("get", args={"key": "e", "ttl": 60}, loader={"value": 0})["value"] == "new"
+
+
+# --- Redis going away -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", ["cache-aside", "stampede-lock", "early-refresh"])
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_redis_down_fails_open_or_returns_unavailable_as_configured(
+    pattern, fail_open, private_redis, tmp_path
+):
+    rendered = render(pattern, "go", {"fail_open": fail_open})
+    session = Session(rendered_target(rendered, tmp_path, "go"), private_redis.url)
+    try:
+        private_redis.stop()
+        response = session.send("get", args={"key": "k"}, loader={"value": "from the source"})
+        if fail_open:
+            assert response["ok"], response
+            assert (response["value"], response["loader_calls"]) == ("from the source", 1)
+        else:
+            assert not response["ok"]
+            assert response["error"]["kind"] == "unavailable", response
+            assert response["loader_calls"] == 0  # refused before the loader ran
+        private_redis.start()
+        # Back up: the cache works again (go-redis reconnects on its own).
+        stored = session.op("get", args={"key": "k"}, loader={"value": "stored"})
+        assert stored["value"] == "stored"
+        hit = session.op("get", args={"key": "k"}, loader={"value": "not again"})
+        assert hit["value"] == "stored"
+    finally:
+        session.close()
+
+
+def test_distributed_lock_never_fails_open(private_redis, tmp_path):
+    rendered = render("stampede-lock", "go", {"fail_open": True})
+    session = Session(rendered_target(rendered, tmp_path, "go"), private_redis.url)
+    try:
+        private_redis.stop()
+        response = session.send("lock", args={"key": "job"}, loader={})
+        assert not response["ok"]
+        assert response["error"]["kind"] == "unavailable"
+        assert response["loader_calls"] == 0
+    finally:
+        private_redis.start()
+        session.close()
