@@ -57,7 +57,8 @@ the stale-set race for misses (see the leases in ``cache_aside``). A refresh wri
 
 Wire format (other languages must match):
 
-- value: ``<key>`` (as given, no prefix) holds one envelope string, ``PX`` = ttl in ms::
+- value: ``<prefix>:<key>`` holds one envelope string, ``PX`` = ttl in ms (without a
+  ``prefix``, the default, the key is ``<key>`` exactly as given)::
 
       0xC1 "xf1:" <expiry_ms> ":" <delta_ms> ":" <payload>
 
@@ -67,16 +68,20 @@ Wire format (other languages must match):
   serialized value (``serializers``; JSON by default), to the end of the string. The
   leading 0xC1 is never the first byte of a serialized value, so an envelope is never
   mistaken for a bare value and vice versa.
-- lock: ``<lock_prefix><key>`` (default ``refresh-lock:``) holds the refresher's token
-  (a uuid4, 32 lowercase hex characters), ``PX`` = lock_timeout in ms; deleted by
-  ``RELEASE_LUA`` (compare-and-delete) after the refresh.
+- lock: ``<lock_prefix>`` followed by the value key (``lock_prefix`` defaults to
+  ``refresh-lock:``) holds the refresher's token (a uuid4, 32 lowercase hex
+  characters), ``PX`` = lock_timeout in ms; deleted by ``RELEASE_LUA``
+  (compare-and-delete) after the refresh.
 - commands: hit ``GET``; miss ``SET key envelope PX ttl``; refresh ``SET lock token NX
   PX lock_timeout``, ``SET key envelope XX PX ttl``, ``EVALSHA RELEASE_LUA``.
 
 Deviations from the design page: options are keyword-only constructor arguments
-(``background``, ``lock_timeout``, ``lock_prefix``, ``serializer``, ``hmac_key``,
-``fail_open``, and ``clock``/``rand`` for tests); ``beta`` is XFetch's beta, not a
-probability factor; there is no second round trip for the TTL.
+(``prefix``, ``background``, ``lock_timeout``, ``lock_prefix``, ``serializer``,
+``hmac_key``, ``fail_open``, and ``clock``/``rand`` for tests); ``beta`` is XFetch's
+beta, not a probability factor; there is no second round trip for the TTL. ``prefix``
+is new: None (the default) keeps the page's keys, the key exactly as given; a prefix
+stores values at ``<prefix>:<key>`` and locks at ``<lock_prefix><prefix>:<key>``, the
+layout of the rendered files (which always have a prefix).
 """
 
 from __future__ import annotations
@@ -147,6 +152,7 @@ class EarlyRefreshCache:
         self,
         client: redis.Redis,
         *,
+        prefix: str | None = None,
         background: bool = False,
         lock_timeout: float = 10.0,
         lock_prefix: str = "refresh-lock:",
@@ -157,6 +163,7 @@ class EarlyRefreshCache:
         rand: Callable[[], float] = _uniform_open_zero,
     ) -> None:
         self._client = require_bytes_client(client)
+        self._prefix = None if prefix is None else require_prefix(prefix)
         self._background = require_bool(background, "background")
         self._fail_open = require_bool(fail_open, "fail_open")
         self._lock_ms = to_ms(require_positive_seconds(lock_timeout, "lock_timeout"))
@@ -179,8 +186,9 @@ class EarlyRefreshCache:
         beta = require_non_negative(
             beta, "beta", hint="XFetch's default is 1.0; larger refreshes earlier, 0 only at expiry"
         )
+        value_key = self._value_key(key)
         try:
-            data = self._client.get(key)
+            data = self._client.get(value_key)
             self._outage.succeeded()
         except REDIS_OUTAGE_ERRORS as exc:
             if not self._fail_open:
@@ -189,18 +197,21 @@ class EarlyRefreshCache:
                 ) from exc
             self._outage.failed(exc)
             return loader()
-        entry = self._decode(key, data) if isinstance(data, bytes) else None
+        entry = self._decode(value_key, data) if isinstance(data, bytes) else None
         if entry is None:
-            return self._load_and_store(key, loader, ttl, refresh=False)
+            return self._load_and_store(value_key, loader, ttl, refresh=False)
         if self._clock() - entry.delta * beta * math.log(self._rand()) < entry.expiry:
             return entry.value
         if self._background:
-            self._refresh_in_background(key, loader, ttl)
+            self._refresh_in_background(value_key, loader, ttl)
             return entry.value
-        refreshed = self._refresh(key, loader, ttl)
+        refreshed = self._refresh(value_key, loader, ttl)
         return entry.value if refreshed is _MISS else refreshed
 
     # -- internals ------------------------------------------------------------------------
+
+    def _value_key(self, key: str) -> str:
+        return key if self._prefix is None else self._prefix + ":" + key
 
     def _load_and_store(
         self, key: str, loader: Callable[[], Any], ttl: float, refresh: bool

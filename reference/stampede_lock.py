@@ -68,22 +68,29 @@ systems with the lock (a lock with an expiry is not a fencing token).
 
 Wire format (other languages must match):
 
-- value: ``<cache_key>`` (as given, no prefix) holds the serialized value
-  (``serializers``; JSON by default), ``PX`` = ttl in ms.
-- lock: ``<lock_prefix><cache_key>`` (default ``lock:``) holds the owner token, 32
-  lowercase hex characters (a uuid4), ``PX`` = lock_timeout in ms.
+- value: ``<prefix>:<cache_key>`` holds the serialized value (``serializers``; JSON by
+  default), ``PX`` = ttl in ms. Without a ``prefix`` (the default) the key is
+  ``<cache_key>`` exactly as given.
+- lock: ``<lock_prefix>`` followed by the value key (``lock_prefix`` defaults to
+  ``lock:``) holds the owner token, 32 lowercase hex characters (a uuid4), ``PX`` =
+  lock_timeout in ms. ``distributed_lock(key)`` takes the same lock as
+  ``cache_with_lock(key, ...)``.
 - channel: the lock key's name. Messages are the serialized value (after a store) or
   the empty string (the owner released the lock without a value). No serializer emits
   an empty string.
 - scripts: ``ACQUIRE_OR_READ_LUA``, ``EXTEND_LUA``, ``RELEASE_LUA``,
   ``STORE_AND_RELEASE_LUA`` below. The last touches the value key and the lock key, so
   on Redis Cluster they must share a hash slot: put a hash tag in the cache key
-  (``{report:daily}``); the lock key, prefix + cache key, then carries the same tag.
+  (``{report:daily}``) and keep braces out of both prefixes; the lock key then carries
+  the same tag.
 
 Deviations from the design page: options are keyword-only constructor arguments
-(``lock_timeout``, ``wait_timeout``, ``poll_interval``, ``lock_prefix``, ``serializer``,
-``hmac_key``, ``fail_open``); the page's hard-coded ``lock:`` is ``lock_prefix``'s
-default. ``distributed_lock(key, timeout=None)`` takes its default from
+(``prefix``, ``lock_timeout``, ``wait_timeout``, ``poll_interval``, ``lock_prefix``,
+``serializer``, ``hmac_key``, ``fail_open``); the page's hard-coded ``lock:`` is
+``lock_prefix``'s default. ``prefix`` is new: None (the default) keeps the page's keys,
+the cache key exactly as given; a prefix stores values at ``<prefix>:<cache_key>`` and
+locks at ``<lock_prefix><prefix>:<cache_key>``, the layout of the rendered files (which
+always have a prefix). ``distributed_lock(key, timeout=None)`` takes its default from
 ``lock_timeout`` (10 s, as on the page), yields whether it acquired (it never waits)
 and keeps the lock alive with the watchdog while the block runs; a block that outlives
 a lost lock is not interrupted (the watchdog logs the loss).
@@ -319,6 +326,7 @@ class StampedePrevention:
         self,
         client: redis.Redis,
         *,
+        prefix: str | None = None,
         lock_timeout: float = 10.0,
         wait_timeout: float | None = None,
         poll_interval: float = 0.5,
@@ -328,6 +336,7 @@ class StampedePrevention:
         fail_open: bool = True,
     ) -> None:
         self._client = require_bytes_client(client)
+        self._prefix = None if prefix is None else require_prefix(prefix)
         self._lock_timeout = require_positive_seconds(lock_timeout, "lock_timeout")
         self._wait_timeout = (
             2 * self._lock_timeout
@@ -359,7 +368,7 @@ class StampedePrevention:
         seconds = (
             self._lock_timeout if timeout is None else require_positive_seconds(timeout, "timeout")
         )
-        lock_key, token = self._lock_prefix + key, _new_token()
+        lock_key, token = self._lock_key(self._value_key(key)), _new_token()
         try:
             acquired = bool(self._client.set(lock_key, token, nx=True, px=to_ms(seconds)))
         except REDIS_OUTAGE_ERRORS as exc:
@@ -388,54 +397,61 @@ class StampedePrevention:
         require_key(cache_key, "cache_key")
         require_callable(loader)
         ttl_ms = to_ms(require_positive_seconds(ttl, "ttl"))
+        key = self._value_key(cache_key)
         redis_down = False
         try:
-            stored = self._client.get(cache_key)
+            stored = self._client.get(key)
             self._outage.succeeded()
         except REDIS_OUTAGE_ERRORS as exc:
             self._check_fail_open(exc)
             redis_down, stored = True, None
         if isinstance(stored, bytes):
-            value = self._decode(cache_key, stored)
+            value = self._decode(key, stored)
             if value is not _MISS:
                 return value
 
         def fill() -> tuple[Any, bytes]:
             if redis_down:
                 return self._load_without_redis(loader)
-            return self._fill(cache_key, loader, ttl_ms)
+            return self._fill(key, loader, ttl_ms)
 
         try:
-            leader, (value, data) = self._flights.run(cache_key, fill, self._wait_timeout)
+            leader, (value, data) = self._flights.run(key, fill, self._wait_timeout)
         except _FollowerTimeout:
             raise LockTimeoutError(
                 f"cache_with_lock: waited {self._wait_timeout:g}s for another thread of "
-                f"this process to load {cache_key!r}; raise wait_timeout or speed up the loader"
+                f"this process to load {key!r}; raise wait_timeout or speed up the loader"
             ) from None
         # Followers decode their own copy, so no two callers share a mutable object.
         return value if leader else self._serializer.loads(data)
 
     # -- internals ------------------------------------------------------------------------
 
-    def _fill(self, cache_key: str, loader: Callable[[], Any], ttl_ms: int) -> tuple[Any, bytes]:
+    def _value_key(self, cache_key: str) -> str:
+        return cache_key if self._prefix is None else self._prefix + ":" + cache_key
+
+    def _lock_key(self, key: str) -> str:
+        return self._lock_prefix + key
+
+    def _fill(self, key: str, loader: Callable[[], Any], ttl_ms: int) -> tuple[Any, bytes]:
         """Read, or lock and load, or wait for the lock's owner: the flight leader's work."""
-        lock_key, token = self._lock_prefix + cache_key, _new_token()
+        lock_key, token = self._lock_key(key), _new_token()
         deadline = time.monotonic() + self._wait_timeout
         subscription: _Subscription | None = None
         try:
             while True:
                 try:
                     reply = self._acquire_or_read(
-                        keys=[cache_key, lock_key], args=[token, to_ms(self._lock_timeout)]
+                        keys=[key, lock_key], args=[token, to_ms(self._lock_timeout)]
                     )
                     self._outage.succeeded()
                 except REDIS_OUTAGE_ERRORS as exc:
                     self._check_fail_open(exc)
                     return self._load_without_redis(loader)
                 if reply == 1:
-                    return self._load_holding_lock(cache_key, lock_key, token, loader, ttl_ms)
+                    return self._load_holding_lock(key, lock_key, token, loader, ttl_ms)
                 if isinstance(reply, bytes):
-                    value = self._decode(cache_key, reply)
+                    value = self._decode(key, reply)
                     if value is not _MISS:
                         return value, reply
                     continue
@@ -443,7 +459,7 @@ class StampedePrevention:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise LockTimeoutError(
-                        f"cache_with_lock: waited {self._wait_timeout:g}s for {cache_key!r}; "
+                        f"cache_with_lock: waited {self._wait_timeout:g}s for {key!r}; "
                         f"lock {lock_key!r} is still held by another caller and no value "
                         "appeared. Raise wait_timeout, or look for a slow or hung loader"
                     )
@@ -460,7 +476,7 @@ class StampedePrevention:
                     self._check_fail_open(exc)
                     return self._load_without_redis(loader)
                 if payload:
-                    value = self._decode(cache_key, payload, delete=False)
+                    value = self._decode(key, payload, delete=False)
                     if value is not _MISS:
                         return value, payload
                 # An empty message (released without a value), a poll tick, or an
@@ -471,7 +487,7 @@ class StampedePrevention:
 
     def _load_holding_lock(
         self,
-        cache_key: str,
+        key: str,
         lock_key: str,
         token: str,
         loader: Callable[[], Any],
@@ -488,7 +504,7 @@ class StampedePrevention:
         # Stopped first so that the release below is not reported as a lost lock.
         watchdog.stop()
         try:
-            self._store_and_release(keys=[cache_key, lock_key], args=[token, data, ttl_ms])
+            self._store_and_release(keys=[key, lock_key], args=[token, data, ttl_ms])
             self._outage.succeeded()
         except REDIS_OUTAGE_ERRORS as exc:
             # The value is loaded; failing the caller now would help nobody. The lock
@@ -523,15 +539,15 @@ class StampedePrevention:
             # lock expires by itself within its timeout.
             logger.warning("could not release lock %s (%s); it will expire", lock_key, exc)
 
-    def _decode(self, cache_key: str, data: bytes, *, delete: bool = True) -> Any:
+    def _decode(self, key: str, data: bytes, *, delete: bool = True) -> Any:
         """The value in ``data``, or _MISS (after deleting the key) if it cannot be read."""
         try:
             return self._serializer.loads(data)
         except TamperedDataError:
-            logger.warning("SECURITY: %s holds tampered signed data; treated as a miss", cache_key)
+            logger.warning("SECURITY: %s holds tampered signed data; treated as a miss", key)
         except SerializationError as exc:
-            logger.warning("%s holds undecodable data (%s); treated as a miss", cache_key, exc)
+            logger.warning("%s holds undecodable data (%s); treated as a miss", key, exc)
         if delete:
             with suppress(*REDIS_OUTAGE_ERRORS):
-                self._client.delete(cache_key)
+                self._client.delete(key)
         return _MISS

@@ -8,10 +8,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from _helpers import import_rendered
 from templategen.reference.early_refresh import EarlyRefreshCache
 from templategen.reference.errors import CacheUnavailableError, ConfigurationError
 
@@ -150,6 +152,40 @@ def test_value_outside_an_envelope_is_a_miss_and_is_overwritten(
 
     assert cache.get_with_refresh("k", Loader("mine")) == "mine"
     assert stored(redis_client, "k").endswith(b':"mine"')
+
+
+def test_prefix_namespaces_the_entry_and_the_refresh_lock_as_rendered_files_do(
+    redis_client: redis.Redis, clock: FakeClock, draws: Draws
+) -> None:
+    cache = make_cache(redis_client, clock, draws, prefix="app", lock_prefix="rl:")
+    fill(cache, clock)
+    assert redis_client.keys("*") == [b"app:k"]
+    assert redis_client.get("app:k") == b'\xc1xf1:1010200:200:"old"'
+    clock.now = EXPIRY  # due whatever r is
+    locks_seen: list[bytes | None] = []
+
+    def refresh() -> str:
+        locks_seen.append(redis_client.get("rl:app:k"))
+        return "new"
+
+    assert cache.get_with_refresh("k", refresh, ttl=TTL) == "new"
+    assert locks_seen != [None]  # the refresh ran under rl:app:k
+    assert redis_client.keys("*") == [b"app:k"]  # and released it
+    assert stored(redis_client, "app:k").endswith(b':"new"')
+
+
+def test_prefixed_reference_and_rendered_file_share_entries(
+    redis_client: redis.Redis, clock: FakeClock, draws: Draws, tmp_path: Path
+) -> None:
+    rendered = import_rendered("early-refresh", {"key_prefix": "app"}, tmp_path)
+    ours = make_cache(redis_client, clock, draws, prefix="app")
+    theirs = rendered.EarlyRefreshCache(redis_client, clock=clock, rand=draws)
+
+    fill(ours, clock)
+    unused = Loader("never")
+    assert theirs.get_with_refresh("k", unused, ttl=TTL) == "old"
+    assert unused.calls == 0
+    assert redis_client.keys("*") == [b"app:k"]
 
 
 def test_hit_is_one_round_trip(redis_url: str, clock: FakeClock, draws: Draws) -> None:
@@ -408,6 +444,8 @@ def test_redis_outage_raises_cache_unavailable_when_fail_open_is_off(
         {"lock_timeout": 0},
         {"lock_prefix": ""},
         {"serializer": "xml"},
+        {"prefix": ""},
+        {"prefix": b"app"},
         {"background": "yes"},
         {"fail_open": 1},
         {"clock": 1000.0},

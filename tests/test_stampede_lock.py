@@ -14,11 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import _stampede_worker
 import pytest
 import redis
+from _helpers import import_rendered
 from templategen.reference.errors import (
     CacheUnavailableError,
     ConfigurationError,
@@ -211,6 +213,53 @@ def test_undecodable_value_is_deleted_and_reloaded(
 
     assert cache.cache_with_lock("k", CountingLoader("fresh")) == "fresh"
     assert redis_client.get("k") == b'"fresh"'
+
+
+# -- key layout --------------------------------------------------------------------------
+
+
+def test_without_a_prefix_the_cache_key_is_the_redis_key(
+    cache: StampedePrevention, redis_client: redis.Redis
+) -> None:
+    cache.cache_with_lock("report:daily", CountingLoader("v"))
+
+    assert redis_client.keys("*") == [b"report:daily"]
+
+
+def test_prefix_namespaces_the_value_and_the_lock_as_rendered_files_do(
+    redis_client: redis.Redis,
+) -> None:
+    cache = StampedePrevention(redis_client, prefix="app", lock_prefix="lk:")
+    go = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(cache.cache_with_lock, "report", CountingLoader([1], gate=go), 30)
+        wait_until(lambda: redis_client.exists("lk:app:report") == 1)  # held while loading
+        go.set()
+        assert loading.result() == [1]
+
+    assert redis_client.keys("*") == [b"app:report"]  # the lock is gone
+    assert redis_client.get("app:report") == b"[1]"
+    assert 29_000 < redis_client.pttl("app:report") <= 30_000
+    with cache.distributed_lock("report") as held:
+        assert held
+        assert redis_client.exists("lk:app:report")  # the lock cache_with_lock takes
+
+
+def test_prefixed_reference_and_rendered_file_share_values_and_locks(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    rendered = import_rendered("stampede-lock", {"key_prefix": "app"}, tmp_path)
+    ours = StampedePrevention(redis_client, prefix="app")
+    theirs = rendered.StampedeLockCache(redis_client)
+
+    assert ours.cache_with_lock("k", CountingLoader("stored by the reference")) == (
+        "stored by the reference"
+    )
+    unused = CountingLoader("never")
+    assert theirs.cache_with_lock("k", unused) == "stored by the reference"
+    assert unused.calls == 0
+    with theirs.distributed_lock("job") as first, ours.distributed_lock("job") as second:
+        assert (first, second) == (True, False)
 
 
 # -- waiting -----------------------------------------------------------------------------
@@ -471,6 +520,8 @@ def test_distributed_lock_never_fails_open(stopped_redis: redis.Redis) -> None:
         {"wait_timeout": 0},
         {"poll_interval": 0},
         {"lock_prefix": ""},
+        {"prefix": ""},
+        {"prefix": b"app"},
         {"serializer": "xml"},
         {"serializer": "pickle"},
         {"fail_open": "yes"},

@@ -6,9 +6,9 @@ templates/early-refresh/scenarios.json: ``set_clock {ms}``, ``set_rand {value}``
 fake clock and a fixed random draw (its ``clock=`` and ``rand=``), so that every XFetch
 decision in a scenario is exact.
 
-The reference is given the options explicitly. It takes the whole Redis key and has no
-key prefix, so the adapter passes it ``key_prefix + ":" + key``, the key a rendered file
-builds itself; the lock key is then ``lock_prefix`` + that key in both. A rendered file
+The reference is given the options explicitly, ``key_prefix`` as its ``prefix``: with
+it the reference keeps values at ``<key_prefix>:<key>`` and locks at
+``<lock_prefix><key_prefix>:<key>``, the keys a rendered file builds. A rendered file
 carries the options as its defaults, so it is constructed without them and the suite
 checks that the baked-in values are the ones asked for.
 """
@@ -60,6 +60,7 @@ class Adapter:
             hmac_env = options.get("hmac_key_env") or ""
             self.cache = cls(
                 client,
+                prefix=options["key_prefix"],
                 lock_timeout=options["lock_timeout"],
                 lock_prefix=options["lock_prefix"],
                 serializer=options["serializer"],
@@ -79,14 +80,13 @@ class Adapter:
         return load
 
     def _get(self, args: dict[str, Any], loader: Callable[[], Any]) -> Any:
-        key = args["key"] if self.baked else f"{self.options['key_prefix']}:{args['key']}"
         # Absent ttl or beta: a rendered file's own defaults, the options for the reference.
         keywords: dict[str, Any] = (
             {} if self.baked else {"ttl": self.options["ttl"], "beta": self.options["beta"]}
         )
         keywords.update((name, args[name]) for name in ("ttl", "beta") if name in args)
         load = self._timed(loader, int(args.get("load_ms", 0)))
-        return self.cache.get_with_refresh(key, load, **keywords)
+        return self.cache.get_with_refresh(args["key"], load, **keywords)
 
     def call(self, op: str, args: dict[str, Any], loader: Any) -> Any:
         if op == "set_clock":

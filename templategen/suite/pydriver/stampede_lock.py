@@ -4,9 +4,9 @@ The ops are specified once, for every language's driver, under ``"ops"`` in
 templates/stampede-lock/scenarios.json: ``get {key, ttl?, other_process?,
 wait_timeout?}`` with a loader, and ``lock {key, timeout?}`` with an optional loader.
 
-The reference is given the options explicitly. It takes the whole Redis key and has no
-key prefix, so the adapter passes it ``key_prefix + ":" + key``, the key a rendered file
-builds itself; the lock key is then ``lock_prefix`` + that key in both. A rendered file
+The reference is given the options explicitly, ``key_prefix`` as its ``prefix``: with
+it the reference keeps values at ``<key_prefix>:<key>`` and locks at
+``<lock_prefix><key_prefix>:<key>``, the keys a rendered file builds. A rendered file
 carries the options as its defaults, so it is constructed without them and the suite
 checks that the baked-in values are the ones asked for.
 """
@@ -37,6 +37,7 @@ class Adapter:
         hmac_env = self.options.get("hmac_key_env") or ""
         return self.cls(
             client,
+            prefix=self.options["key_prefix"],
             lock_timeout=self.options["lock_timeout"],
             lock_prefix=self.options["lock_prefix"],
             serializer=self.options["serializer"],
@@ -45,15 +46,12 @@ class Adapter:
             **overrides,
         )
 
-    def _key(self, key: str) -> str:
-        return key if self.baked else f"{self.options['key_prefix']}:{key}"
-
     def _get(self, cache: Any, args: dict[str, Any], loader: Any) -> Any:
         if "ttl" in args:
-            return cache.cache_with_lock(self._key(args["key"]), loader, args["ttl"])
+            return cache.cache_with_lock(args["key"], loader, args["ttl"])
         if self.baked:
             return cache.cache_with_lock(args["key"], loader)
-        return cache.cache_with_lock(self._key(args["key"]), loader, self.options["ttl"])
+        return cache.cache_with_lock(args["key"], loader, self.options["ttl"])
 
     def _get_as_other_process(self, args: dict[str, Any], loader: Any) -> Any:
         # A cache object of its own on a connection of its own: its single-flight is not
@@ -71,7 +69,7 @@ class Adapter:
                 return self._get_as_other_process(args, loader)
             return self._get(self.cache, args, loader)
         if op == "lock":
-            with self.cache.distributed_lock(self._key(args["key"]), args.get("timeout")) as held:
+            with self.cache.distributed_lock(args["key"], args.get("timeout")) as held:
                 if held and loader is not None:
                     loader()
             return held
