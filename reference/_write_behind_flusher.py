@@ -9,6 +9,39 @@ One batch, in order: claim entries that a crashed flusher left pending for
 failed attempt left behind), then new ones (XREADGROUP), up to ``batch_size``. Decode
 them, keep the highest version per row, ``store.upsert_many`` the rows, and only after
 that commit acknowledge and delete the entries (and start the cached values' TTL).
+
+Poison or outage. A batch the store keeps refusing (``max_retries`` retries) is written
+row by row. A row refused alone is either poison (it can never be written) or met an
+outage, and the two look the same from the row. What tells them apart is the store
+taking some other write right after: then it is up, and the refusal was the row's own.
+So a row goes to the dead-letter stream only when it was refused alone twice and, each
+time, the store then took a write: a row written later in the same pass, or a *probe*.
+Without that proof its entries stay pending and are retried, with backoff: an outage
+never dead-letters a row, however long it lasts.
+
+The probe replays the last row this flusher committed, kept in memory. The store
+already has that row at that version, so under the Store contract the replay writes
+nothing: it succeeds exactly when the store takes writes. A batch of refused rows alone
+(distinct poison rows, or one hot row whose ``batch_size`` entries coalesce into one)
+is therefore settled at once by a flusher that has written anything since it started.
+
+A flusher that has written nothing yet has no probe. Its refused batch stays pending,
+and because its pending entries are read first, retrying that batch alone would stall
+the queue behind it for good. So the next batch *reads past* it: the pending entries
+plus new ones, read until one belongs to another row than the pending ones (a hot
+row's entries coalesce into its one row, and would fill batch after batch) or none are
+left, at most ``_READ_PAST_LIMIT``. A healthy row among them is written, proving the
+store up (and becoming the probe) while the refused rows wait for their second pass.
+During an outage such a flusher takes in one more batch of entries per retry; they
+stay pending, claimable by other flushers once idle for ``claim_idle``.
+
+Why not another probe: replaying the refused row's own store version (read by
+``get``) carries the same id, so a refusal tied to the row (a constraint or trigger on
+it, a lock on its key, a poisoned id) fails the probe too, and is taken for an outage:
+the stall again. An empty ``upsert_many([])`` is a no-op a store may answer without
+asking its database, which would take an outage for a working store and dead-letter
+healthy rows. Writing a probe row of our own would put rows in the user's table. A
+store that refuses even the replay of a row it holds is treated as down.
 """
 
 from __future__ import annotations
@@ -85,6 +118,8 @@ return -1
 """
 
 _MAX_BACKOFF = 30.0
+# Reading past a refused batch (see above) takes in at most this many entries.
+_READ_PAST_LIMIT = 10_000
 # While draining, the entries left may be pending on another live flusher; poll for them.
 _DRAIN_POLL = 0.05
 
@@ -142,7 +177,7 @@ class Counters:
 
 
 class StoreUnavailable(Exception):
-    """The store refused a whole batch (an outage, not one bad row); entries stay pending."""
+    """The store refused a whole batch and no write proved it up; entries stay pending."""
 
 
 _RETRYABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *REDIS_OUTAGE_ERRORS)
@@ -194,6 +229,12 @@ class Flusher:
         self._claim_from: bytes | str = "0-0"
         # The background thread and flush() share the consumer name: one batch at a time.
         self._batch_lock = threading.Lock()
+        # The last row this flusher committed: replayed as a no-op to probe the store.
+        self._probe: Row | None = None
+        # Set when a batch of refused rows stayed pending with no probe to judge it: until
+        # there is a probe, batches read past their pending entries, or those entries
+        # would be all this flusher ever reads.
+        self._read_past = False
 
     def ensure_group(self) -> None:
         """Create the stream and group; from ID 0, so writes queued before any flusher count."""
@@ -323,12 +364,10 @@ class Flusher:
             batch = _entries(
                 self._client.xreadgroup(layout.group, self.consumer, {layout.stream: "0"}, size)
             )
-            if len(batch) < size:
-                batch += _entries(
-                    self._client.xreadgroup(
-                        layout.group, self.consumer, {layout.stream: ">"}, size - len(batch)
-                    )
-                )
+            if self._read_past and self._probe is None:
+                batch += self._read_past_rows_of(batch)
+            elif len(batch) < size:
+                batch += self._read_new(size - len(batch))
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -336,6 +375,23 @@ class Flusher:
             self.ensure_group()
             return []
         return batch
+
+    def _read_new(self, count: int) -> list[Entry]:
+        layout = self._layout
+        return _entries(
+            self._client.xreadgroup(layout.group, self.consumer, {layout.stream: ">"}, count)
+        )
+
+    def _read_past_rows_of(self, pending: list[Entry]) -> list[Entry]:
+        """New entries until one is of a row not in ``pending``, or none are left."""
+        rows = {fields.get(b"id") for _, fields in pending}
+        more: list[Entry] = []
+        while len(more) < _READ_PAST_LIMIT:
+            chunk = self._read_new(self._policy.batch_size)
+            more += chunk
+            if not chunk or any(fields.get(b"id") not in rows for _, fields in chunk):
+                break
+        return more
 
     def _decode(self, entries: list[Entry]) -> _Batch:
         batch = _Batch({}, defaultdict(list), [], [])
@@ -369,41 +425,72 @@ class Flusher:
                 raise StoreUnavailable(f"retries cut short: {last!r}") from last
             try:
                 self._store.upsert_many(rows)
-                return rows, []
             except Exception as exc:  # the Store contract: any exception is a failed write
                 last = exc
                 self._counters.add(retried=1)
+            else:
+                self._probe = rows[-1]
+                return rows, []
         return self._isolate(rows, last)
 
     def _isolate(
         self, rows: list[Row], last: BaseException | None
     ) -> tuple[list[Row], list[tuple[Row, str]]]:
-        """Write rows one by one, to tell a poison row from a store that is down.
+        """Write rows one by one, to tell poison rows from a store that is down.
 
-        A row is rejected only if it fails alone while another row of its batch was
-        written alone, and fails again after that. If no row can be written, the store
-        is taken to be down: nothing is rejected and every entry stays pending.
+        A row is rejected only if it failed alone twice and, each time, the store took a
+        write after it (a later row, or the probe). Rows without that proof stay pending;
+        if no row was written either, StoreUnavailable: the whole batch stays pending.
         """
         written: list[Row] = []
-        failed = rows
+        suspects = rows
         errors: dict[str, BaseException] = {}
         for _ in range(2):  # a second chance: a store back mid-pass must not reject rows
-            retry, failed = failed, []
-            for row in retry:
+            failed: list[Row] = []
+            took_one_since = False  # has the store taken a write since the last refusal?
+            for row in suspects:
                 try:
                     self._store.upsert_many([row])
-                    written.append(row)
                 except Exception as exc:
                     errors[row.id] = exc
                     failed.append(row)
+                    took_one_since = False
                     self._counters.add(retried=1)
-            if not written or not failed:
-                break
-        if not written:
-            raise StoreUnavailable(f"no row of the batch could be written: {last!r}") from last
+                else:
+                    written.append(row)
+                    self._probe = row
+                    took_one_since = True
+            if not failed:
+                return written, []
+            if not (took_one_since or self._store_takes_writes()):
+                # Maybe an outage: nothing is rejected, the refused rows stay pending.
+                if written:
+                    return written, []
+                if self._probe is None:  # nothing to probe with: let new entries join
+                    self._read_past = True
+                raise StoreUnavailable(
+                    f"no row of the batch could be written, and no write proved the store "
+                    f"up: {last!r}"
+                ) from last
+            suspects = failed
         return written, [
-            (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}") for row in failed
+            (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}") for row in suspects
         ]
+
+    def _store_takes_writes(self) -> bool:
+        """Replay the row this flusher committed last: a no-op that works if the store is up.
+
+        The store holds that row at that version already, so the Store contract makes the
+        replay write nothing. False when it fails, or when there is no such row yet.
+        """
+        if self._probe is None:
+            return False
+        try:
+            self._store.upsert_many([self._probe])
+        except Exception:
+            self._counters.add(retried=1)
+            return False
+        return True
 
     def _dead_letter(self, entry_id: bytes, error: str) -> None:
         layout = self._layout

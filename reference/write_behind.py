@@ -42,11 +42,21 @@ Failure modes
       its deadline, leaving the entries pending for the next flusher.
     - Poison: an entry that cannot be decoded goes to the dead-letter stream at once.
       A batch still refused after ``max_retries`` retries is written row by row; a row
-      that fails alone, twice, while others of its batch are written, goes to the
-      dead-letter stream with the error text, and the rest of the batch is flushed.
-      The cache keeps the rejected value (no TTL) until the row is written again.
-    - A batch whose every row fails cannot be told from a store outage: it is retried,
-      not dead-lettered, until a healthy write shares its batch.
+      refused alone twice, each time followed by the store taking another write (a
+      later row of the batch, or a probe: a replay of a row this flusher committed,
+      which changes nothing), goes to the dead-letter stream with the error text, and
+      the rest of the batch is flushed. The cache keeps the rejected value (no TTL)
+      until the row is written again. ``_write_behind_flusher`` explains the choice.
+    - A batch of refused rows only (a few poison rows, or one hot row written
+      ``batch_size`` times or more) does not stall the writes behind it: the probe
+      settles it at once. A flusher that has committed nothing yet has no probe: it
+      keeps that batch pending and reads past it (the next batch may then hold more
+      than ``batch_size`` entries, and twice as many rows), and dead-letters it once a
+      healthy row is written. A queue of refused rows only stays pending until then.
+    - Store down, with poison in the queue: no write is taken, so nothing is
+      dead-lettered. Only a store that flaps twice within one row-by-row pass (down
+      for a row, up for the next write, down for it again, up again) can have a
+      healthy row dead-lettered; it stays in the dead-letter stream, to replay.
     - A flusher slower than ``claim_idle`` has its batch claimed and written twice
       (harmless); keep ``claim_idle`` well above the time a batch takes.
     - Eviction: under ``maxmemory-policy allkeys-*`` Redis may evict the queue or a
@@ -197,7 +207,7 @@ class WriteBehindStats:
 
     queued: int  # writes this cache's set() queued
     flushed: int  # entries its flusher wrote to the store and acknowledged
-    retried: int  # store writes its flusher saw fail (each retried, or its row rejected)
+    retried: int  # store writes its flusher saw fail (retried, rejected, or a probe)
     dead_lettered: int  # entries its flusher moved to the dead-letter stream
     queue_depth: int  # entries in the stream not yet flushed, by any flusher (XLEN)
     oldest_pending_age: float  # seconds since the oldest of them was queued; 0.0 if none

@@ -34,9 +34,10 @@ GROUP = "flushers"
 class FlakyStore:
     """SQLiteStore that fails while ``down`` or for its next ``failures`` upsert_many calls.
 
-    It records the number of rows of every upsert_many call, refuses rows whose id is in
-    ``reject`` (a constraint the data can never meet), and runs ``during_write`` (once)
-    inside the next successful call, before its commit.
+    It records the number of rows (``calls``) and the row ids (``call_ids``) of every
+    upsert_many call, refuses rows whose id is in ``reject`` (a constraint the data can
+    never meet), and runs ``during_write`` (once) inside the next successful call, before
+    its commit.
     """
 
     def __init__(self, inner: SQLiteStore, *, failures: int = 0, reject: Iterable[str] = ()):
@@ -45,6 +46,7 @@ class FlakyStore:
         self.reject = frozenset(reject)
         self.down = False
         self.calls: list[int] = []
+        self.call_ids: list[list[str]] = []
         self.during_write: Callable[[], None] | None = None
 
     def get(self, id: str) -> Row | None:
@@ -56,6 +58,7 @@ class FlakyStore:
     def upsert_many(self, rows: Iterable[Row]) -> int:
         batch = list(rows)
         self.calls.append(len(batch))
+        self.call_ids.append([row.id for row in batch])
         if self.down or self.failures > 0:
             self.failures -= 1
             raise ConnectionError("database is down")
@@ -345,6 +348,150 @@ def test_an_undecodable_entry_is_dead_lettered_and_its_batch_is_flushed(
     assert letter[b"payload"] == b"\xff not json"
     assert letter[b"error"].startswith(b"undecodable entry: SerializationError(")
     assert cache.stats().dead_lettered == 1
+
+
+def test_a_batch_of_only_refused_rows_does_not_stall_the_healthy_writes_behind_it(
+    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    # A new flusher has written nothing yet: it cannot prove the store is up, so it reads
+    # past the refused batch; "ok" is written, and that proves the refusals are poison.
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"p1", "p2"})
+    cache = make_cache(store, batch_size=2)
+    cache.set("p1", "bad")
+    cache.set("p2", "bad")
+    cache.set("ok", "fine")
+    cache.flush(timeout=3)
+
+    assert in_store(store, ["p1", "p2", "ok"]) == {"ok": "fine"}
+    assert sorted(letter[b"id"] for letter in dead_letters(redis_client)) == [b"p1", b"p2"]
+    stats = cache.stats()
+    assert (stats.flushed, stats.dead_lettered, stats.queue_depth) == (1, 2, 0)
+
+
+def test_a_refused_batch_is_dead_lettered_at_once_once_the_store_has_taken_a_write(
+    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    # The flusher remembers a row it committed; replaying it is a no-op the store accepts
+    # while it is up, which tells poison from an outage without any other write queued.
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"p1", "p2"})
+    cache = make_cache(store, batch_size=2, max_retries=0)
+    cache.set("ok", "fine")
+    cache.flush()
+    cache.set("p1", "bad")
+    cache.set("p2", "bad")
+    store.calls.clear()
+    cache.flush(timeout=3)
+
+    assert in_store(store, ["ok", "p1", "p2"]) == {"ok": "fine"}
+    assert len(dead_letters(redis_client)) == 2
+    # The batch, p1, p2, a probe, p1, p2, a probe: one attempt, no waiting for new writes.
+    assert store.calls == [2, 1, 1, 1, 1, 1, 1]
+    assert cache.stats().queue_depth == 0
+
+
+@pytest.mark.parametrize("writes", [100, 250])
+def test_a_hot_refused_row_written_batch_size_times_does_not_stall_the_writes_behind_it(
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    make_cache: Callable[..., WriteBehindCache],
+    writes: int,
+) -> None:
+    # Coalescing makes the batch_size entries of one row a single row: the whole batch.
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"hot"})
+    cache = make_cache(store, batch_size=100)
+    for n in range(writes):
+        cache.set("hot", n)
+    cache.set("ok", "fine")
+    cache.flush(timeout=10)
+
+    assert in_store(store, ["hot", "ok"]) == {"ok": "fine"}
+    letters = dead_letters(redis_client)
+    assert letters and {letter[b"id"] for letter in letters} == {b"hot"}
+    assert letters[0][b"payload"] == str(writes - 1).encode()  # the row's latest write
+    stats = cache.stats()
+    assert (stats.queue_depth, stats.dead_letters) == (0, len(letters))
+    assert cache.get("hot").data == writes - 1  # type: ignore[union-attr]
+    assert redis_client.pttl("wb:data:hot") == -1  # refused: still dirty, kept
+
+
+def test_refused_rows_stay_queued_until_the_store_is_seen_taking_a_write(
+    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    # Nothing proves the store is up: the refusals may be an outage, so nothing is dropped.
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"p1", "p2"})
+    cache = make_cache(store, batch_size=2)
+    cache.set("p1", "bad")
+    cache.set("p2", "bad")
+    with pytest.raises(FlushTimeoutError):
+        cache.flush(timeout=0.3)
+    assert dead_letters(redis_client) == [] and cache.stats().queue_depth == 2
+
+    cache.set("ok", "fine")
+    cache.flush(timeout=3)
+    assert store.get("ok") is not None and len(dead_letters(redis_client)) == 2
+
+
+@pytest.mark.parametrize("committed_before", [False, True], ids=["new-flusher", "with-probe"])
+def test_a_store_outage_never_dead_letters_healthy_rows(
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    make_cache: Callable[..., WriteBehindCache],
+    committed_before: bool,
+) -> None:
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"poison"})
+    cache = make_cache(store, batch_size=3, max_retries=0)
+    if committed_before:  # the flusher then has a row to probe the store with
+        cache.set("seen", 0)
+        cache.flush()
+    last = {f"k{n}": n for n in range(8)}
+    store.down = True
+    for key, value in last.items():
+        cache.set(key, value)
+        if key == "k2":
+            cache.set("poison", "bad")
+    store.call_ids.clear()
+    with pytest.raises(FlushTimeoutError):
+        cache.flush(timeout=0.5)
+
+    assert ["k0"] in store.call_ids  # it wrote rows alone while the store was down...
+    if committed_before:
+        assert ["seen"] in store.call_ids  # ...probed it...
+    else:
+        assert max(map(len, store.call_ids)) > 3  # ...or read past the refused batch
+    assert dead_letters(redis_client) == [] and in_store(store, last) == {}
+    store.down = False
+    cache.flush(timeout=5)
+    assert in_store(store, last) == last
+    assert [letter[b"id"] for letter in dead_letters(redis_client)] == [b"poison"]
+    assert cache.stats().queue_depth == 0
+
+
+@pytest.mark.parametrize("rows", [("k0", "p1", "k1"), ("p1", "p2")], ids=["mixed", "all-refused"])
+@pytest.mark.parametrize("failures", range(12))
+def test_a_store_back_at_any_point_of_a_refused_batch_dead_letters_only_the_refused_rows(
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    make_cache: Callable[..., WriteBehindCache],
+    failures: int,
+    rows: tuple[str, ...],
+) -> None:
+    # The outage ends at each store call in turn: during the batch's retries, the first
+    # row-by-row pass, a probe, the second pass, a second probe.
+    refused = {"p1", "p2"}
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject=refused)
+    cache = make_cache(store, max_retries=1)
+    cache.set("seen", 0)
+    cache.flush()  # a committed row to probe with
+    store.failures = failures
+    for key in rows:
+        cache.set(key, key)
+    cache.flush(timeout=10)
+
+    healthy = [key for key in rows if key not in refused]
+    assert in_store(store, rows) == {key: key for key in healthy}
+    letters = sorted(letter[b"id"].decode() for letter in dead_letters(redis_client))
+    assert letters == sorted(refused & set(rows))
+    assert cache.stats().queue_depth == 0
 
 
 @pytest.mark.slow
