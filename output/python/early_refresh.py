@@ -97,12 +97,13 @@ Wire format (shared with every language this pattern is generated in)
       NX PX lock_timeout``, ``SET key envelope XX PX ttl``, ``EVALSHA RELEASE_LUA``.
 
 Differences from the Python reference (templategen.reference.early_refresh)
-    - Keys are namespaced: the reference stores ``key`` as given, this module stores
-      it at ``prefix + ":" + key`` (the lock key follows). Rendered with the same
-      prefixes, both read and refresh the same Redis keys.
-    - The options have defaults (the generated ones): the cache takes a ``prefix``,
-      and ``get_with_refresh`` defaults to ``TTL`` and ``BETA``. The serializer is
-      fixed when the module is generated: the cache takes no ``serializer``.
+    - Keys are always namespaced, at ``prefix + ":" + key`` (the lock key follows);
+      the reference does the same when given ``prefix=``, and without it stores
+      ``key`` as given. Given the same prefixes, both read and refresh the same Redis
+      keys.
+    - The options have defaults (the generated ones): ``get_with_refresh`` defaults
+      to ``TTL`` and ``BETA``. The serializer is fixed when the module is generated:
+      the cache takes no ``serializer``.
     - The errors are defined here, not imported: the same names and hierarchy.
 """
 

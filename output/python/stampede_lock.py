@@ -108,12 +108,12 @@ Wire format (shared with every language this pattern is generated in)
       both prefixes; the lock key then carries the same tag.
 
 Differences from the Python reference (templategen.reference.stampede_lock)
-    - Keys are namespaced: the reference stores ``cache_key`` as given, this module
-      stores it at ``prefix + ":" + cache_key`` (the lock key follows). Rendered with
-      the same prefixes, both read and lock the same Redis keys.
-    - The options have defaults (the generated ones), and the cache takes a ``prefix``.
-      The serializer is fixed when the module is generated: the cache takes no
-      ``serializer``.
+    - Keys are always namespaced, at ``prefix + ":" + cache_key`` (the lock key
+      follows); the reference does the same when given ``prefix=``, and without it
+      stores ``cache_key`` as given. Given the same prefixes, both read and lock the
+      same Redis keys.
+    - The options have defaults (the generated ones). The serializer is fixed when the
+      module is generated: the cache takes no ``serializer``.
     - The errors are defined here, not imported: the same names and hierarchy.
 """
 
