@@ -235,7 +235,11 @@ def measure(run: Run) -> Section:
         "",
     )
     for label, stores, target in (
-        (f"backlog of {writes:,} writes, one flush(): rows upserted", backlog, f"≤ {MAX_ROWS_PER_FLUSH}"),
+        (
+            f"backlog of {writes:,} writes, one flush(): rows upserted",
+            backlog,
+            f"≤ {MAX_ROWS_PER_FLUSH}",
+        ),
         (f"backlog of {writes:,} writes, one flush(): upsert_many calls", backlog, ""),
         ("flusher running during the writes: rows upserted", running, ""),
         ("flusher running during the writes: upsert_many calls", running, ""),
@@ -256,10 +260,16 @@ def measure(run: Run) -> Section:
             else:
                 cells.append(cell(c, [s.rows for s in stores[c]]))
         table.add(label, *cells, target)
-    for label, index in (("write → durable in SQLite, p50 ms (context)", 0), ("p99 ms (context)", 1)):
+    for label, index in (
+        ("write → durable in SQLite, p50 ms (context)", 0),
+        ("p99 ms (context)", 1),
+    ):
         table.add(
             label,
-            *(cell(c, [d[index] for d in durable[c]], "{:.0f}") if c in durable else "–" for c in columns),
+            *(
+                cell(c, [d[index] for d in durable[c]], "{:.0f}") if c in durable else "–"
+                for c in columns
+            ),
             "",
         )
     table.notes.append(
