@@ -243,14 +243,14 @@ function write(line: string): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const at = argv.indexOf("--module");
-  if (at === -1 || argv[at + 1] === undefined) {
+  const path = argv[argv.indexOf("--module") + 1];
+  if (!argv.includes("--module") || path === undefined) {
     process.stderr.write(
       "usage: node driver.js --module PATH_OF_RENDERED_JS\n",
     );
     process.exit(2);
   }
-  const module = (await import(pathToFileURL(argv[at + 1]).href)) as Record<
+  const module = (await import(pathToFileURL(path).href)) as Record<
     string,
     unknown
   >;
