@@ -103,3 +103,84 @@ def test_verify_runs_the_typescript_scenarios(redis_server: RedisServer, tmp_pat
     (result,) = report.results
     assert result.language == "typescript"
     assert len(result.scenarios) == len(load_scenarios("cache-aside"))
+
+
+#: The design page's TypeScript cache-aside, as the adapter sees it: no lease, and
+#: `ttl || default` takes 0 as "the default". (Its falsy check is on the raw JSON text,
+#: which is never empty, so that one does not show with values it wrote itself.)
+DESIGN_PAGE_CACHE_ASIDE = """
+interface Client {
+  sendCommand(args: ReadonlyArray<string>): Promise<unknown>;
+}
+
+export class CacheAside {
+  constructor(private readonly client: Client) {}
+
+  async get<T>(key: string, loader: () => Promise<T>, ttl?: number): Promise<T> {
+    const fullKey = `cache:${key}`;
+    const cached = await this.client.sendCommand(["GET", fullKey]);
+    if (cached) {
+      return JSON.parse(String(cached)) as T;
+    }
+    const data = await loader();
+    await this.client.sendCommand(["SETEX", fullKey, String(ttl || 3600), JSON.stringify(data)]);
+    return data;
+  }
+
+  async set<T>(key: string, value: T, ttl?: number): Promise<void> {
+    const text = JSON.stringify(value);
+    await this.client.sendCommand(["SETEX", `cache:${key}`, String(ttl || 3600), text]);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.client.sendCommand(["DEL", `cache:${key}`])) === 1;
+  }
+
+  async deletePattern(pattern: string): Promise<number> {
+    const keys = (await this.client.sendCommand(["KEYS", `cache:${pattern}`])) as string[];
+    return keys.length ? ((await this.client.sendCommand(["DEL", ...keys])) as number) : 0;
+  }
+}
+
+export class CacheManager {
+  constructor(private readonly client: Client) {}
+
+  wrap(fn: (...args: unknown[]) => Promise<unknown>): (...args: unknown[]) => Promise<unknown> {
+    const cache = new CacheAside(this.client);
+    return (...args) => cache.get(JSON.stringify(args), () => fn(...args));
+  }
+}
+"""
+
+
+def test_suite_catches_the_design_page_defects_in_typescript(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from pathlib import PurePosixPath
+
+    from templategen.engine import RenderedFile
+    from templategen.options import ResolvedOptions
+    from templategen.suite.runner import Target
+    from templategen.suite.tstarget import build_typescript_driver
+
+    options = default_options("cache-aside", "typescript")
+    naive = RenderedFile(
+        "cache-aside",
+        "typescript",
+        PurePosixPath("typescript/cacheAside.ts"),
+        DESIGN_PAGE_CACHE_ASIDE,
+        ResolvedOptions(values=options, given=frozenset()),
+    )
+    target = Target(
+        pattern="cache-aside",
+        language="typescript",
+        label="design-page",
+        command=build_typescript_driver(naive, tmp_path),
+        options=options,
+    )
+    results = {
+        r.scenario: r for r in run_target(target, load_scenarios("cache-aside"), redis_server.url)
+    }
+    assert results["invalidation_during_load_never_leaves_stale_value"].status == "failed"
+    assert results["non_positive_ttl_is_refused"].status == "failed"
+    assert results["miss_loads_once_then_hits"].status == "passed"
