@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 import redis
 
 from .errors import CacheUnavailableError, ConfigurationError
+from .serializers import Serializer, get_serializer
 
 logger = logging.getLogger("templategen.reference")
 
@@ -178,6 +179,13 @@ def outage_as_unavailable(pattern: str, action: str) -> Iterator[None]:
         yield
     except REDIS_OUTAGE_ERRORS as exc:
         raise CacheUnavailableError(f"{pattern}: Redis unavailable while {action}: {exc}") from exc
+
+
+def serializer_from(serializer: str | Serializer, hmac_key: bytes | str | None) -> Serializer:
+    """``serializer`` itself when it is one, else the serializer of that name."""
+    if isinstance(serializer, Serializer):
+        return serializer
+    return get_serializer(serializer, hmac_key=hmac_key)
 
 
 def require_bytes_client(client: object) -> redis.Redis:

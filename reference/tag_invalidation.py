@@ -115,10 +115,11 @@ from ._support import (
     require_key,
     require_positive_seconds,
     require_prefix,
+    serializer_from,
     to_ms,
 )
 from .errors import ConfigurationError, SerializationError, TamperedDataError
-from .serializers import Serializer, get_serializer
+from .serializers import Serializer
 
 __all__ = [
     "DELETE_LUA",
@@ -328,11 +329,7 @@ class TaggedCache:
     ) -> None:
         self.client = require_bytes_client(client)
         self.prefix = require_prefix(prefix)
-        self._serializer = (
-            serializer
-            if isinstance(serializer, Serializer)
-            else get_serializer(serializer, hmac_key=hmac_key)
-        )
+        self._serializer = serializer_from(serializer, hmac_key)
         self.drain_batch = _require_batch(drain_batch)
         self._registry = f"{self.prefix}:draining"
         self._set_with_tags = client.register_script(SET_WITH_TAGS_LUA)

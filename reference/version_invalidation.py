@@ -88,10 +88,11 @@ from ._support import (
     require_key,
     require_positive_seconds,
     require_prefix,
+    serializer_from,
     to_ms,
 )
 from .errors import ConfigurationError, SerializationError, TamperedDataError
-from .serializers import Serializer, get_serializer
+from .serializers import Serializer
 
 __all__ = ["GET_LUA", "SET_LUA", "VersionedCache", "VersionedLookup"]
 
@@ -172,11 +173,7 @@ class VersionedCache:
     ) -> None:
         self.client = require_bytes_client(client)
         self.prefix = require_prefix(prefix)
-        self._serializer = (
-            serializer
-            if isinstance(serializer, Serializer)
-            else get_serializer(serializer, hmac_key=hmac_key)
-        )
+        self._serializer = serializer_from(serializer, hmac_key)
         self._get = client.register_script(GET_LUA)
         self._set = client.register_script(SET_LUA)
 
