@@ -40,3 +40,12 @@ def private_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own, free to be stopped, killed and restarted."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def stopped_redis(private_redis: RedisServer) -> Iterator[redis.Redis]:
+    """A client of ``private_redis`` after that server was stopped: every call fails."""
+    client = redis.Redis.from_url(private_redis.url, socket_connect_timeout=1)
+    private_redis.stop()
+    yield client
+    client.close()

@@ -10,13 +10,13 @@ import hashlib
 import logging
 import pickle
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
+from _helpers import CountingRedis, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from templategen.reference._lease import LEASE_PREFIX
@@ -33,18 +33,6 @@ from templategen.redis_server import RedisServer
 
 HMAC_KEY = b"k" * 32
 LOGGER = "templategen.reference"
-
-
-class CountingRedis(redis.Redis):
-    """A real client that records every command it sends: one entry per round trip."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.commands: list[str] = []
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.commands.append(str(args[0]).upper())
-        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 class Loader:
@@ -78,13 +66,6 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     thread = threading.Thread(target=lambda: result.append(fn()), daemon=True)
     thread.start()
     return thread, result
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
 
 
 def outage_client(server: RedisServer, cls: type[redis.Redis] = redis.Redis) -> redis.Redis:
@@ -177,14 +158,14 @@ def test_none_is_cached_for_negative_ttl_when_negative_caching_is_on(
 def test_hit_costs_one_round_trip_and_miss_two(client: CountingRedis, serializer: str) -> None:
     cache = make(client, serializer)
     cache.get("warm-up", Loader(1))  # loads the scripts (NOSCRIPT, SCRIPT LOAD) once
-    client.commands.clear()
+    client.sent.clear()
 
     cache.get("k", Loader({"a": 1}))
-    assert client.commands == ["EVALSHA", "EVALSHA"]  # read-or-lease, fill
-    client.commands.clear()
+    assert client.sent == ["EVALSHA", "EVALSHA"]  # read-or-lease, fill
+    client.sent.clear()
 
     cache.get("k", Loader("unused"))
-    assert client.commands == ["EVALSHA"]
+    assert client.sent == ["EVALSHA"]
 
 
 def test_per_call_ttl_overrides_the_default(client: CountingRedis) -> None:
@@ -265,10 +246,10 @@ def test_second_reader_during_a_lease_loads_for_itself_and_writes_nothing(
     first = BlockingLoader("first")
     reader, result = in_thread(lambda: cache.get("k", first))
     assert first.started.wait(10)
-    client.commands.clear()
+    client.sent.clear()
 
     assert cache.get("k", Loader("second")) == "second"
-    assert client.commands == ["EVALSHA"]  # saw the lease: no write
+    assert client.sent == ["EVALSHA"]  # saw the lease: no write
     raw = client.get("cache:k")
     assert isinstance(raw, bytes) and raw.startswith(LEASE_PREFIX)
 
@@ -433,12 +414,12 @@ def test_delete_pattern_unlinks_in_batches_never_one_del_per_key(client: Countin
         pipe.set(f"cache:k{i}", b"1")
     pipe.set("other:k", b"1")
     pipe.execute()
-    client.commands.clear()
+    client.sent.clear()
 
     assert cache.delete_pattern("*") == 1200
 
-    assert client.commands.count("UNLINK") == 3  # batches of 500
-    assert "DEL" not in client.commands
+    assert client.sent.count("UNLINK") == 3  # batches of 500
+    assert "DEL" not in client.sent
     assert client.keys("*") == [b"other:k"]
 
 
@@ -480,7 +461,7 @@ def test_bad_call_arguments_are_refused_before_touching_redis(client: CountingRe
         cache.get("k", "not a function")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="key must be a str"):
         cache.get(42, Loader(1))  # type: ignore[arg-type]
-    assert client.commands == []
+    assert client.sent == []
 
 
 def test_client_that_decodes_responses_is_refused(redis_server: RedisServer) -> None:
@@ -812,12 +793,12 @@ def test_decorator_hit_costs_one_round_trip_and_miss_two(
         return x * x
 
     square(0)  # loads the scripts once
-    client.commands.clear()
+    client.sent.clear()
     assert square(3) == 9
-    assert client.commands == ["EVALSHA", "EVALSHA"]
-    client.commands.clear()
+    assert client.sent == ["EVALSHA", "EVALSHA"]
+    client.sent.clear()
     assert square(3) == 9
-    assert client.commands == ["EVALSHA"]
+    assert client.sent == ["EVALSHA"]
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,14 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from _helpers import import_rendered
+from _helpers import CountingRedis, import_rendered, wait_until
 from templategen.reference.early_refresh import EarlyRefreshCache
 from templategen.reference.errors import CacheUnavailableError, ConfigurationError
-
-from templategen.redis_server import RedisServer
 
 START = 1000.0  # the fake clock's epoch seconds when an entry is first loaded
 COST = 0.2  # seconds the first load takes on the fake clock: the entry's delta
@@ -69,29 +66,9 @@ class Loader:
         return self.value
 
 
-class CountingRedis(redis.Redis):
-    """A real client that records the name of every command it sends."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sent: list[str] = []
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.sent.append(str(args[0]).upper())
-        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-
-
 def stored(client: redis.Redis, key: str) -> bytes:
     data = client.get(key)
     return data if isinstance(data, bytes) else b""
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -406,14 +383,6 @@ def test_steady_load_refreshes_in_the_background_about_once_per_ttl(
 
 
 # -- outages and bad input ---------------------------------------------------------------
-
-
-@pytest.fixture
-def stopped_redis(private_redis: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(private_redis.url, socket_connect_timeout=1)
-    private_redis.stop()
-    yield client
-    client.close()
 
 
 def test_redis_outage_fails_open_to_the_loader(

@@ -20,27 +20,13 @@ from typing import Any
 import _stampede_worker
 import pytest
 import redis
-from _helpers import import_rendered
+from _helpers import CountingRedis, import_rendered, wait_until
 from templategen.reference.errors import (
     CacheUnavailableError,
     ConfigurationError,
     LockTimeoutError,
 )
 from templategen.reference.stampede_lock import EXTEND_LUA, StampedePrevention
-
-from templategen.redis_server import RedisServer
-
-
-class CountingRedis(redis.Redis):
-    """A real client that records the name of every command it sends (not pub/sub)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sent: list[str] = []
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.sent.append(str(args[0]).upper())
-        return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def counting_client(url: str) -> CountingRedis:
@@ -86,14 +72,6 @@ def run_in_threads(count: int, call: Callable[[], Any]) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(lambda _: one(), range(count)))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def subscribers(client: redis.Redis, channel: str) -> int:
@@ -471,14 +449,6 @@ def test_extend_never_extends_another_owners_lock(redis_client: redis.Redis) -> 
 
 
 # -- outages and bad input ---------------------------------------------------------------
-
-
-@pytest.fixture
-def stopped_redis(private_redis: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(private_redis.url, socket_connect_timeout=1)
-    private_redis.stop()
-    yield client
-    client.close()
 
 
 def test_redis_outage_fails_open_to_the_loader(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from _helpers import calls_during, run_threads
 from templategen.reference.errors import CacheUnavailableError, ConfigurationError
 from templategen.reference.tag_invalidation import TaggedCache
 
@@ -21,21 +23,6 @@ P = "tc"
 @pytest.fixture
 def cache(redis_client: redis.Redis) -> TaggedCache:
     return TaggedCache(redis_client, prefix=P)
-
-
-def command_calls(client: redis.Redis) -> dict[str, int]:
-    """Calls per command since the server started, from INFO commandstats."""
-    return {
-        name.removeprefix("cmdstat_"): int(stats["calls"])
-        for name, stats in client.info("commandstats").items()
-    }
-
-
-def calls_during(client: redis.Redis, action: Callable[[], object]) -> dict[str, int]:
-    before = command_calls(client)
-    action()
-    after = command_calls(client)
-    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name)}
 
 
 def members(client: redis.Redis, key: str) -> set[str]:
@@ -334,22 +321,18 @@ def test_no_entry_written_before_an_invalidation_escapes_it(redis_client: redis.
     stop = threading.Event()
     written: list[tuple[str, bool, float, float]] = []  # key, hot, started, done
     rounds: list[tuple[float, float]] = []
-    errors: list[BaseException] = []
 
     def writer(n: int) -> None:
         rng = random.Random(n)
-        try:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                hot = rng.random() < 0.7
-                started = time.monotonic()
-                cache.set_with_tags(f"u{n}:{i}", i, 60, ["hot", "a"] if hot else ["a"])
-                written.append((f"u{n}:{i}", hot, started, time.monotonic()))
-                tags = rng.sample(["hot", "a", "b"], rng.randint(0, 3))
-                cache.set_with_tags(f"pool:{rng.randrange(20)}", i, 60, tags)
-        except BaseException as exc:
-            errors.append(exc)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            hot = rng.random() < 0.7
+            started = time.monotonic()
+            cache.set_with_tags(f"u{n}:{i}", i, 60, ["hot", "a"] if hot else ["a"])
+            written.append((f"u{n}:{i}", hot, started, time.monotonic()))
+            tags = rng.sample(["hot", "a", "b"], rng.randint(0, 3))
+            cache.set_with_tags(f"pool:{rng.randrange(20)}", i, 60, tags)
 
     def invalidator() -> None:
         try:
@@ -358,18 +341,10 @@ def test_no_entry_written_before_an_invalidation_escapes_it(redis_client: redis.
                 cache.invalidate_tags("hot")
                 rounds.append((started, time.monotonic()))
                 time.sleep(0.01)
-        except BaseException as exc:
-            errors.append(exc)
         finally:
             stop.set()
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    threads.append(threading.Thread(target=invalidator))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors
+    run_threads([*(functools.partial(writer, n) for n in range(4)), invalidator])
     last_started, last_done = rounds[-1]
     for key, hot, started, done in written:
         exists = cache.get(key) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from _helpers import calls_during, run_threads
 from templategen.reference.errors import CacheUnavailableError, ConfigurationError
 from templategen.reference.version_invalidation import VersionedCache
 
@@ -40,13 +42,6 @@ def counting_client(redis_url: str, redis_client: redis.Redis) -> Iterator[redis
     client.close()
 
 
-def command_calls(client: redis.Redis) -> dict[str, int]:
-    return {
-        name.removeprefix("cmdstat_"): int(stats["calls"])
-        for name, stats in client.info("commandstats").items()
-    }
-
-
 def test_values_round_trip_and_a_miss_returns_the_default(cache: VersionedCache) -> None:
     assert cache.set("user", "1", {"name": "Ann", "tags": ["a"]}) is True
     assert cache.get("user", "1") == {"name": "Ann", "tags": ["a"]}
@@ -74,12 +69,12 @@ def test_get_is_one_round_trip(counting_client: redis.Redis, redis_client: redis
     cache.set("user", "1", "v1")
     cache.get("user", "1")  # connects and loads the script
     requests = CountingConnection.requests
-    before = command_calls(redis_client)
-    assert cache.get("user", "1") == "v1"
-    after = command_calls(redis_client)
+    values: list[Any] = []
+    calls = calls_during(redis_client, lambda: values.append(cache.get("user", "1")))
+    assert values == ["v1"]
     assert CountingConnection.requests - requests == 1
-    assert after["evalsha"] - before["evalsha"] == 1
-    assert after["get"] - before["get"] == 2  # the version, then the entry
+    assert calls["evalsha"] == 1
+    assert calls["get"] == 2  # the version, then the entry
 
 
 def test_get_version_starts_at_zero_and_counts_increments(cache: VersionedCache) -> None:
@@ -181,7 +176,6 @@ def test_concurrent_loads_never_serve_data_older_than_the_last_increment(
     increments: list[tuple[float, int]] = []  # done, generation
     reads: list[tuple[float, int]] = []  # started, value
     stop = threading.Event()
-    errors: list[BaseException] = []
 
     def load() -> int:
         generation = db[0]
@@ -190,13 +184,10 @@ def test_concurrent_loads_never_serve_data_older_than_the_last_increment(
 
     def reader(n: int) -> None:
         rng = random.Random(n)
-        try:
-            while not stop.is_set():
-                started = time.monotonic()
-                value = cache.get_or_load("user", str(rng.randrange(30)), load)
-                reads.append((started, value))
-        except BaseException as exc:
-            errors.append(exc)
+        while not stop.is_set():
+            started = time.monotonic()
+            value = cache.get_or_load("user", str(rng.randrange(30)), load)
+            reads.append((started, value))
 
     def writer() -> None:
         try:
@@ -205,18 +196,10 @@ def test_concurrent_loads_never_serve_data_older_than_the_last_increment(
                 cache.increment_version("user")
                 increments.append((time.monotonic(), db[0]))
                 time.sleep(0.002)
-        except BaseException as exc:
-            errors.append(exc)
         finally:
             stop.set()
 
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
-    threads.append(threading.Thread(target=writer))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not errors
+    run_threads([*(functools.partial(reader, n) for n in range(4)), writer])
     assert len(reads) > 300
     for started, value in reads:
         floor = max((gen for done, gen in increments if done < started), default=0)

@@ -86,6 +86,26 @@ class HookedStore:
         return version
 
 
+class Pause:
+    """A store hook that holds the thread calling it until released: a race's window.
+
+    ``reached`` is set when a thread arrives; ``only`` picks the calls that pause.
+    """
+
+    def __init__(self, only: Callable[[Any], bool] = lambda _: True) -> None:
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self._only = only
+
+    def __call__(self, arg: Any) -> None:
+        if self._only(arg):
+            self.reached.set()
+            assert self._released.wait(WAIT)
+
+    def release(self) -> None:
+        self._released.set()
+
+
 TOMBSTONE = object()  # what cached() reports for the empty payload of a tombstone
 
 
@@ -286,18 +306,11 @@ def test_a_writer_delayed_after_its_commit_cannot_overwrite_a_newer_write(
     redis_client: redis.Redis,
     pool: ThreadPoolExecutor,
 ) -> None:
-    committed, release = threading.Event(), threading.Event()
-
-    def pause_first_writer(row: Row) -> None:
-        if row.version == 1:
-            committed.set()
-            assert release.wait(WAIT)
-
-    store.after_upsert = pause_first_writer
+    first_write = store.after_upsert = Pause(only=lambda row: row.version == 1)
     slow = pool.submit(lambda: cache.set("ada", {"n": 1}))
-    assert committed.wait(WAIT)
+    assert first_write.reached.wait(WAIT)
     cache.set("ada", {"n": 2})
-    release.set()
+    first_write.release()
     assert slow.result(WAIT).version == 1
     assert cached(redis_client, "users:ada") == (2, {"n": 2})
     assert cache.get("ada") == Row("ada", {"n": 2}, 2)
@@ -310,18 +323,12 @@ def test_a_reader_that_loaded_the_old_row_cannot_cache_it_after_a_set(
     pool: ThreadPoolExecutor,
 ) -> None:
     store.inner.upsert("ada", {"n": 1})
-    loaded, release = threading.Event(), threading.Event()
-
-    def pause_reader(row: Row | None) -> None:
-        loaded.set()
-        assert release.wait(WAIT)
-
-    store.after_get = pause_reader
+    loaded = store.after_get = Pause()
     reader = pool.submit(lambda: cache.get("ada"))
-    assert loaded.wait(WAIT)  # the reader holds the lease and the version-1 row
+    assert loaded.reached.wait(WAIT)  # the reader holds the lease and the version-1 row
     store.after_get = None
     cache.set("ada", {"n": 2})
-    release.set()
+    loaded.release()
     assert reader.result(WAIT) == Row("ada", {"n": 1}, 1)
     assert cached(redis_client, "users:ada") == (2, {"n": 2})
 
@@ -372,17 +379,11 @@ def test_a_set_delayed_past_a_delete_cannot_cache_the_deleted_row(
     redis_client: redis.Redis,
     pool: ThreadPoolExecutor,
 ) -> None:
-    committed, release = threading.Event(), threading.Event()
-
-    def pause_writer(row: Row) -> None:
-        committed.set()
-        assert release.wait(WAIT)
-
-    store.after_upsert = pause_writer
+    committed = store.after_upsert = Pause()
     slow = pool.submit(lambda: cache.set("ada", {"n": 1}))
-    assert committed.wait(WAIT)  # version 1 is in the database, not yet in Redis
+    assert committed.reached.wait(WAIT)  # version 1 is in the database, not yet in Redis
     assert cache.delete("ada") is True  # the tombstone: version 2
-    release.set()
+    committed.release()
     assert slow.result(WAIT).version == 1
     assert redis_client.get("users:ada") == b"2:"  # the late write lost the compare-and-set
     assert cache.get("ada") is None
@@ -396,17 +397,11 @@ def test_a_delete_delayed_past_a_newer_set_does_not_hide_the_new_row(
     pool: ThreadPoolExecutor,
 ) -> None:
     cache.set("ada", {"n": 1})
-    deleted, release = threading.Event(), threading.Event()
-
-    def pause_deleter(version: int | None) -> None:
-        deleted.set()
-        assert release.wait(WAIT)
-
-    store.after_delete = pause_deleter
+    deleted = store.after_delete = Pause()
     slow = pool.submit(lambda: cache.delete("ada"))
-    assert deleted.wait(WAIT)  # the row is a version-2 tombstone; Redis still holds 1
+    assert deleted.reached.wait(WAIT)  # the row is a version-2 tombstone; Redis still holds 1
     assert cache.set("ada", {"n": 3}).version == 3
-    release.set()
+    deleted.release()
     assert slow.result(WAIT) is True
     assert cached(redis_client, "users:ada") == (3, {"n": 3})
     assert cache.get("ada") == Row("ada", {"n": 3}, 3)
@@ -432,18 +427,12 @@ def test_delete_revokes_the_lease_of_a_reader_blocked_in_store_get(
     pool: ThreadPoolExecutor,
 ) -> None:
     store.inner.upsert("ada", {"n": 1})
-    loaded, release = threading.Event(), threading.Event()
-
-    def pause_reader(row: Row | None) -> None:
-        loaded.set()
-        assert release.wait(WAIT)
-
-    store.after_get = pause_reader
+    loaded = store.after_get = Pause()
     reader = pool.submit(lambda: cache.get("ada"))
-    assert loaded.wait(WAIT)  # the reader has read the row and holds the lease
+    assert loaded.reached.wait(WAIT)  # the reader has read the row and holds the lease
     store.after_get = None
     assert cache.delete("ada") is True
-    release.set()
+    loaded.release()
     assert reader.result(WAIT) == Row("ada", {"n": 1}, 1)  # its caller gets what it read
     assert redis_client.get("users:ada") == b"2:"  # but its fill was dropped
     assert cache.get("ada") is None
