@@ -107,7 +107,7 @@ def _contenders(run: Run) -> list[_Contender]:
     for impl, module in [*run.impls.variants("tag-invalidation"), ("textbook", None)]:
         if impl == "rendered" and module is None:
             continue
-        for size in SIZES:
+        for _ in SIZES:
             found.append(_Contender(run, impl, module, db))
             db += 1
     return found

@@ -16,12 +16,11 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import redis
-
 from templategen.reference.store import Row, SQLiteStore
 
 from .context import Run
