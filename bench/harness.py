@@ -258,9 +258,12 @@ class ServerCounts:
                         requests += 1
                     elif entry["client_type"] == "lua":
                         in_scripts += 1
-                session.__exit__(None, None, None)
                 view.requests, view.in_scripts = requests, in_scripts
+            # Before the session closes: closing disconnects its connection, and the
+            # next command on it would count a new handshake here.
             after = self.commandstats()
+            if session is not None:
+                session.__exit__(None, None, None)
             view.commands = Counter(
                 {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
             )
