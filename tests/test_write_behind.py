@@ -350,13 +350,17 @@ def test_an_undecodable_entry_is_dead_lettered_and_its_batch_is_flushed(
     assert cache.stats().dead_lettered == 1
 
 
+@pytest.mark.parametrize("batch_size", [2, 1])
 def test_a_batch_of_only_refused_rows_does_not_stall_the_healthy_writes_behind_it(
-    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    make_cache: Callable[..., WriteBehindCache],
+    batch_size: int,
 ) -> None:
     # A new flusher has written nothing yet: it cannot prove the store is up, so it reads
     # past the refused batch; "ok" is written, and that proves the refusals are poison.
     store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"p1", "p2"})
-    cache = make_cache(store, batch_size=2)
+    cache = make_cache(store, batch_size=batch_size)
     cache.set("p1", "bad")
     cache.set("p2", "bad")
     cache.set("ok", "fine")

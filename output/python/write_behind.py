@@ -65,11 +65,21 @@ Failure modes
       leaving the entries pending for the next flusher.
     - Poison: an entry that cannot be decoded goes to the dead-letter stream at once.
       A batch still refused after ``max_retries`` retries is written row by row; a row
-      that fails alone, twice, while others of its batch are written, goes to the
-      dead-letter stream with the error text, and the rest of the batch is flushed.
-      The cache keeps the rejected value (no TTL) until the row is written again.
-    - A batch whose every row fails cannot be told from a store outage: it is retried,
-      not dead-lettered, until a healthy write shares its batch.
+      refused alone twice, each time followed by the store taking another write (a
+      later row of the batch, or a probe: a replay of a row this flusher committed,
+      which changes nothing), goes to the dead-letter stream with the error text, and
+      the rest of the batch is flushed. The cache keeps the rejected value (no TTL)
+      until the row is written again. The flusher's section below explains the choice.
+    - A batch of refused rows only (a few poison rows, or one hot row written
+      ``batch_size`` times or more) does not stall the writes behind it: the probe
+      settles it at once. A flusher that has committed nothing yet has no probe: it
+      keeps that batch pending and reads past it (the next batch may then hold more
+      than ``batch_size`` entries, and twice as many rows), and dead-letters it once a
+      healthy row is written. A queue of refused rows only stays pending until then.
+    - Store down, with poison in the queue: no write is taken, so nothing is
+      dead-lettered. Only a store that flaps twice within one row-by-row pass (down
+      for a row, up for the next write, down for it again, up again) can have a
+      healthy row dead-lettered; it stays in the dead-letter stream, to replay.
     - A flusher slower than ``claim_idle`` has its batch claimed and written twice
       (harmless); keep ``claim_idle`` well above the time a batch takes.
     - Eviction: under ``maxmemory-policy allkeys-*`` Redis may evict the queue or a
@@ -172,6 +182,8 @@ BACKOFF = 0.1
 _MAX_BATCH = 10_000
 _MAX_RETRIES = 100
 _MAX_BACKOFF = 30.0
+# Reading past a refused batch (see the flusher) takes in at most this many entries.
+_READ_PAST_LIMIT = 10_000
 # While draining, the entries left may be pending on another live flusher: poll.
 _DRAIN_POLL = 0.05
 
@@ -516,6 +528,41 @@ class SQLiteStore:
 # left behind), then new ones (XREADGROUP), up to batch_size. Decode them, keep the
 # highest version per row, upsert_many the rows, and only after that commit
 # acknowledge and delete the entries (and start the cached values' TTL).
+#
+# Poison or outage. A batch the store keeps refusing (max_retries retries) is written
+# row by row. A row refused alone is either poison (it can never be written) or met an
+# outage, and the two look the same from the row. What tells them apart is the store
+# taking some other write right after: then it is up, and the refusal was the row's
+# own. So a row goes to the dead-letter stream only when it was refused alone twice
+# and, each time, the store then took a write: a row written later in the same pass,
+# or a probe. Without that proof its entries stay pending and are retried, with
+# backoff: an outage never dead-letters a row, however long it lasts.
+#
+# The probe replays the last row this flusher committed, kept in memory. The store
+# already has that row at that version, so under the Store contract the replay writes
+# nothing: it succeeds exactly when the store takes writes. A batch of refused rows
+# alone (distinct poison rows, or one hot row whose batch_size entries coalesce into
+# one) is therefore settled at once by a flusher that has written anything since it
+# started.
+#
+# A flusher that has written nothing yet has no probe. Its refused batch stays
+# pending, and because its pending entries are read first, retrying that batch alone
+# would stall the queue behind it for good. So the next batch reads past it: the
+# pending entries plus new ones, read until one belongs to another row than the
+# pending ones (a hot row's entries coalesce into its one row, and would fill batch
+# after batch) or none are left, at most _READ_PAST_LIMIT. A healthy row among them is
+# written, proving the store up (and becoming the probe) while the refused rows wait
+# for their second pass. During an outage such a flusher takes in one more batch of
+# entries per retry; they stay pending, claimable by other flushers once idle for
+# claim_idle.
+#
+# Why not another probe: replaying the refused row's own store version (read by get)
+# carries the same id, so a refusal tied to the row (a constraint or trigger on it, a
+# lock on its key, a poisoned id) fails the probe too, and is taken for an outage: the
+# stall again. An empty upsert_many([]) is a no-op a store may answer without asking
+# its database, which would take an outage for a working store and dead-letter healthy
+# rows. Writing a probe row of our own would put rows in the user's table. A store
+# that refuses even the replay of a row it holds is treated as down.
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -576,7 +623,7 @@ class Counters:
 
 
 class StoreUnavailable(Exception):
-    """The store refused a whole batch (an outage, not one bad row); it stays queued."""
+    """The store refused a whole batch and no write proved it up; it stays queued."""
 
 
 _RETRYABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *REDIS_OUTAGE_ERRORS)
@@ -631,6 +678,12 @@ class Flusher:
         self._claim_from: bytes | str = "0-0"
         # The thread and flush() share one consumer name: one batch at a time.
         self._batch_lock = threading.Lock()
+        # The last row this flusher committed: replayed as a no-op to probe the store.
+        self._probe: Row | None = None
+        # Set when a batch of refused rows stayed pending with no probe to judge it:
+        # until there is a probe, batches read past their pending entries, or those
+        # entries would be all this flusher ever reads.
+        self._read_past = False
 
     def ensure_group(self) -> None:
         """Create the stream and group, from ID 0: writes queued before it count too."""
@@ -774,11 +827,10 @@ class Flusher:
             batch = _entries(
                 read(layout.group, self.consumer, {layout.stream: "0"}, size)
             )
-            if len(batch) < size:
-                more = size - len(batch)
-                batch += _entries(
-                    read(layout.group, self.consumer, {layout.stream: ">"}, more)
-                )
+            if self._read_past and self._probe is None:
+                batch += self._read_past_rows_of(batch)
+            elif len(batch) < size:
+                batch += self._read_new(size - len(batch))
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -787,6 +839,25 @@ class Flusher:
             self.ensure_group()
             return []
         return batch
+
+    def _read_new(self, count: int) -> list[Entry]:
+        layout = self._layout
+        return _entries(
+            self._client.xreadgroup(
+                layout.group, self.consumer, {layout.stream: ">"}, count
+            )
+        )
+
+    def _read_past_rows_of(self, pending: list[Entry]) -> list[Entry]:
+        """New entries until one is of a row not in ``pending``, or none are left."""
+        rows = {fields.get(b"id") for _, fields in pending}
+        more: list[Entry] = []
+        while len(more) < _READ_PAST_LIMIT:
+            chunk = self._read_new(self._policy.batch_size)
+            more += chunk
+            if not chunk or any(fields.get(b"id") not in rows for _, fields in chunk):
+                break
+        return more
 
     def _decode(self, entries: list[Entry]) -> _Batch:
         batch = _Batch({}, defaultdict(list), [], [])
@@ -822,46 +893,76 @@ class Flusher:
                 raise StoreUnavailable(f"retries cut short: {last!r}") from last
             try:
                 self._store.upsert_many(rows)
-                return rows, []
             # The Store contract: any exception is a failed write.
             except Exception as exc:
                 last = exc
                 self._counters.add(retried=1)
+            else:
+                self._probe = rows[-1]
+                return rows, []
         return self._isolate(rows, last)
 
     def _isolate(
         self, rows: list[Row], last: BaseException | None
     ) -> tuple[list[Row], list[tuple[Row, str]]]:
-        """Write rows one by one, to tell a poison row from a store that is down.
+        """Write rows one by one, to tell poison rows from a store that is down.
 
-        A row is rejected only if it fails alone while another row of its batch was
-        written alone, and fails again after that. If no row can be written, the store
-        is taken to be down: nothing is rejected and every entry stays pending.
+        A row is rejected only if it failed alone twice and, each time, the store took
+        a write after it (a later row, or the probe). Rows without that proof stay
+        pending; if no row was written either, StoreUnavailable: all stay pending.
         """
         written: list[Row] = []
-        failed = rows
+        suspects = rows
         errors: dict[str, BaseException] = {}
         # Two passes: a store that comes back mid-pass must not reject rows.
         for _ in range(2):
-            retry, failed = failed, []
-            for row in retry:
+            failed: list[Row] = []
+            # Has the store taken a write since the last refusal?
+            took_one_since = False
+            for row in suspects:
                 try:
                     self._store.upsert_many([row])
-                    written.append(row)
                 except Exception as exc:
                     errors[row.id] = exc
                     failed.append(row)
+                    took_one_since = False
                     self._counters.add(retried=1)
-            if not written or not failed:
-                break
-        if not written:
-            raise StoreUnavailable(
-                f"no row of the batch could be written: {last!r}"
-            ) from last
+                else:
+                    written.append(row)
+                    self._probe = row
+                    took_one_since = True
+            if not failed:
+                return written, []
+            if not (took_one_since or self._store_takes_writes()):
+                # Maybe an outage: nothing is rejected, the refused rows stay pending.
+                if written:
+                    return written, []
+                if self._probe is None:  # nothing to probe with: let new entries join
+                    self._read_past = True
+                raise StoreUnavailable(
+                    "no row of the batch could be written, and no write proved the "
+                    f"store up: {last!r}"
+                ) from last
+            suspects = failed
         return written, [
             (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}")
-            for row in failed
+            for row in suspects
         ]
+
+    def _store_takes_writes(self) -> bool:
+        """Replay the row this flusher committed last: a no-op the store takes if up.
+
+        The store holds that row at that version already, so the Store contract makes
+        the replay write nothing. False when it fails, or when there is no such row.
+        """
+        if self._probe is None:
+            return False
+        try:
+            self._store.upsert_many([self._probe])
+        except Exception:
+            self._counters.add(retried=1)
+            return False
+        return True
 
     def _dead_letter(self, entry_id: bytes, error: str) -> None:
         layout = self._layout
@@ -902,7 +1003,7 @@ class WriteBehindStats:
 
     queued: int  # writes this cache's set() queued
     flushed: int  # entries its flusher wrote to the store and acknowledged
-    retried: int  # store writes its flusher saw fail (retried, or row rejected)
+    retried: int  # store writes its flusher saw fail (retried, rejected, or a probe)
     dead_lettered: int  # entries its flusher moved to the dead-letter stream
     queue_depth: int  # entries in the stream not yet flushed, by any flusher (XLEN)
     oldest_pending_age: float  # seconds since the oldest of them was queued, or 0.0
