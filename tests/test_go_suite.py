@@ -15,6 +15,7 @@ reuse the build cache.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -265,3 +266,22 @@ def test_distributed_lock_never_fails_open(private_redis, tmp_path):
     finally:
         private_redis.start()
         session.close()
+
+
+# --- the Go driver reports failures --------------------------------------------------
+
+
+def test_go_suite_catches_a_broken_cache_aside(redis_server, tmp_path):
+    """Break the rendered Go twice over (no lease check, no TTL check): scenarios fail."""
+    rendered = render("cache-aside", "go")
+    broken_text = rendered.text.replace("if isLease(stored) {", "if false && isLease(stored) {")
+    broken_text = broken_text.replace("\tif ttl <= 0 {\n", "\tif ttl < 0 {\n")
+    assert broken_text.count("false && isLease") == 1 and "ttl < 0" in broken_text
+    broken = dataclasses.replace(rendered, text=broken_text)
+    target = rendered_target(broken, tmp_path, "go[broken]")
+    results = {
+        r.scenario: r for r in run_target(target, load_scenarios("cache-aside"), redis_server.url)
+    }
+    assert results["lease_holder_wins_for_concurrent_misses"].status == "failed"
+    assert results["non_positive_ttl_is_refused"].status == "failed"
+    assert results["miss_loads_once_then_hits"].status == "passed"
