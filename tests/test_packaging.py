@@ -30,6 +30,10 @@ def test_wheel_ships_reference_and_templates_and_runs_outside_the_checkout(
             "node_modules", "output",
         ),
     )  # fmt: skip
+    # A harness's installed dependencies must never ship: stand one in for node_modules.
+    planted = source / "templategen" / "drivers" / "typescript" / "node_modules" / "x" / "a.js"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("// installed by npm ci\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", str(tmp_path / "dist"), str(source)],
@@ -40,6 +44,8 @@ def test_wheel_ships_reference_and_templates_and_runs_outside_the_checkout(
     assert "templategen/reference/cache_aside.py" in names
     assert "templategen/reference/py.typed" in names
     assert "templategen/suite/pydriver/__main__.py" in names
+    assert "templategen/drivers/typescript/package-lock.json" in names
+    assert not [n for n in names if "node_modules" in n]
     patterns = sorted(p.name for p in (ROOT / "templates").iterdir() if p.is_dir())
     assert patterns, "no pattern folders found"
     for f in sorted((ROOT / "templates").rglob("*")):
