@@ -4,9 +4,10 @@ Every scenario of every pattern with a Go template runs against the rendered Go 
 (vetted and built into the Go driver with its rendered adapter), with the default
 options and with each named option set of the pattern's scenarios.json; choices Go does
 not offer (serializer msgpack) fall back to Go's default, so the hostile strings and
-names still come through. Then: values written by the rendered Python are hits for the
-Go and the other way round, and each sees the other's invalidations and locks; and
-Redis going away fails open or not, as configured.
+names still come through. The rendered package's runnable examples (typed use of the
+API) pass go test. Then: values written by the rendered Python are hits for the Go and
+the other way round, and each sees the other's invalidations and locks; Redis going
+away fails open or not, as configured; and a Go package broken on purpose fails.
 
 Building needs Go and the harness's modules (``go mod download`` in
 templategen/drivers/go); the first build compiles go-redis (about 20 s), later ones
@@ -16,6 +17,8 @@ reuse the build cache.
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +30,7 @@ from templategen.engine import render
 from templategen.redis_server import RedisServer
 from templategen.registry import Registry
 from templategen.suite.driver import PROTOCOL_VERSION, DriverProcess
+from templategen.suite.gotarget import GO_HARNESS, go_environment
 from templategen.suite.runner import ScenarioResult, Target, run_target
 from templategen.suite.scenarios import load_scenarios
 from templategen.suite.targets import default_options, option_sets, rendered_target
@@ -64,25 +68,37 @@ CASES = [
 ]
 
 Lookup = Callable[[str, str, str], ScenarioResult]
+Build = Callable[[str, str], Target]
 
 
 @pytest.fixture(scope="module")
-def go_results(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Lookup]:
+def go_targets(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """Builds each (pattern, option set) once: render, vet, build."""
+    built: dict[tuple[str, str], Target] = {}
+
+    def target(pattern: str, set_name: str) -> Target:
+        if (pattern, set_name) not in built:
+            values = go_option_sets(pattern)[set_name]
+            rendered = render(pattern, "go", given(pattern, values))
+            workdir = tmp_path_factory.mktemp(f"go-{pattern}-{set_name}")
+            built[(pattern, set_name)] = rendered_target(rendered, workdir, f"go[{set_name}]")
+        return built[(pattern, set_name)]
+
+    return target
+
+
+@pytest.fixture(scope="module")
+def go_results(redis_server: RedisServer, go_targets: Build) -> Lookup:
     cache: dict[tuple[str, str, str], ScenarioResult] = {}
 
     def result(pattern: str, set_name: str, scenario: str) -> ScenarioResult:
         if (pattern, set_name, scenario) not in cache:
-            values = go_option_sets(pattern)[set_name]
-            rendered = render(pattern, "go", given(pattern, values))
-            workdir = tmp_path_factory.mktemp(f"go-{pattern}-{set_name}")
-            target = rendered_target(rendered, workdir, f"go[{set_name}]")
+            target = go_targets(pattern, set_name)
             for r in run_target(target, load_scenarios(pattern), redis_server.url):
                 cache[(pattern, set_name, r.scenario)] = r
         return cache[(pattern, set_name, scenario)]
 
-    yield result
+    return result
 
 
 @pytest.mark.parametrize(("pattern", "set_name", "scenario"), CASES)
@@ -93,6 +109,31 @@ def test_rendered_go_behaves_as_the_scenario_says(
     if result.status == "skipped":
         pytest.skip(result.message)
     assert result.status == "passed", result.message
+
+
+EXAMPLES = [
+    pytest.param(pattern, set_name, id=f"{pattern}-go[{set_name}]")
+    for pattern in GO_PATTERNS
+    if (GO_HARNESS / "examples" / pattern / "go.go.j2").is_file()
+    for set_name in go_option_sets(pattern)
+]
+
+
+@pytest.mark.parametrize(("pattern", "set_name"), EXAMPLES)
+def test_runnable_examples_of_the_rendered_go_pass(
+    go_targets: Build, redis_server: RedisServer, pattern: str, set_name: str
+) -> None:
+    """Typed use of the API (a struct for T, errors.Is, Wrap), checked by go test."""
+    target = go_targets(pattern, set_name)
+    package = REGISTRY.get(pattern).files["go"].parent
+    out = subprocess.run(
+        [shutil.which("go") or "go", "test", "-count=1", f"./{package}"],
+        cwd=target.cwd,
+        env={**go_environment(), "REDIS_URL": redis_server.url},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_every_pattern_with_scenarios_and_a_go_template_is_covered() -> None:

@@ -9,6 +9,7 @@ options and the same filters as the pattern's template. One build folder per tar
         go.mod, go.sum, *.go        the harness: the module and the driver's main package
         adapter.go                  the pattern's adapter, rendered
         <files.go>                  the rendered package, at its pattern.toml path
+        <dir>/example_test.go       its runnable examples, rendered (if the pattern has any)
         driver                      the binary the runner starts
 
 ``go vet ./...`` must pass there (this is where the rendered Go is vetted: vet needs the
@@ -33,7 +34,14 @@ from ..formatting import numbered
 from ..gotools import find_go_tool, gofmt
 from ..registry import Registry
 
-__all__ = ["GO_HARNESS", "build_go_driver", "go_environment", "has_go_adapter", "render_adapter"]
+__all__ = [
+    "GO_HARNESS",
+    "build_go_driver",
+    "go_environment",
+    "has_go_adapter",
+    "render_adapter",
+    "render_examples",
+]
 
 #: The Go module of the behaviour suite: go.mod and go.sum pin go-redis and x/sync.
 GO_HARNESS = Path(__file__).parent.parent / "drivers" / "go"
@@ -44,13 +52,14 @@ _MODULE = re.compile(r"^module\s+(\S+)\s*$", re.M)
 _NOT_DOWNLOADED = ("GOPROXY=off", "module lookup disabled", "missing go.sum entry")
 
 
-def _adapters() -> Path:
-    return GO_HARNESS / "adapters"
+def _harness_template(kind: str, pattern: str) -> Path:
+    """``adapters/<pattern>/go.go.j2`` or ``examples/<pattern>/go.go.j2``."""
+    return GO_HARNESS / kind / pattern / "go.go.j2"
 
 
 def has_go_adapter(pattern: str) -> bool:
     """Whether the Go driver has an adapter for ``pattern``."""
-    return (_adapters() / pattern / "go.go.j2").is_file()
+    return _harness_template("adapters", pattern).is_file()
 
 
 def go_environment() -> dict[str, str]:
@@ -84,16 +93,27 @@ def _package_dir(rendered: RenderedFile) -> PurePosixPath:
 
 def render_adapter(rendered: RenderedFile, registry: Registry | None = None) -> str:
     """The pattern's Go adapter, rendered with ``rendered``'s options, gofmt-clean."""
+    return _render_harness_template("adapters", rendered, registry)
+
+
+def render_examples(rendered: RenderedFile, registry: Registry | None = None) -> str | None:
+    """The pattern's runnable Example functions (an ``_test.go`` file of the rendered
+    package) rendered with ``rendered``'s options, or None if it has none."""
+    if not _harness_template("examples", rendered.pattern).is_file():
+        return None
+    return _render_harness_template("examples", rendered, registry)
+
+
+def _render_harness_template(kind: str, rendered: RenderedFile, registry: Registry | None) -> str:
     spec = (registry or Registry()).get(rendered.pattern)
     context = dict(build_context(spec, "go", rendered.options))
     context["import_path"] = f"{_module_path()}/{_package_dir(rendered)}"
-    # The adapter folder stands in for the pattern folder: same filters, same strict
-    # environment, and errors that name drivers/go/adapters/<pattern>/go.go.j2.
-    adapter = dataclasses.replace(
-        spec, name=f"drivers/go/adapters/{spec.name}", folder=_adapters() / spec.name
-    )
-    text = render_template(adapter, "go", context)
-    return gofmt(text, f"drivers/go/adapters/{spec.name}/go.go.j2 (rendered)")
+    # The harness folder stands in for the pattern folder: same filters, same strict
+    # environment, and errors that name drivers/go/<kind>/<pattern>/go.go.j2.
+    name = f"drivers/go/{kind}/{spec.name}"
+    folder = _harness_template(kind, spec.name).parent
+    text = render_template(dataclasses.replace(spec, name=name, folder=folder), "go", context)
+    return gofmt(text, f"{name}/go.go.j2 (rendered)")
 
 
 def _go(go: str, args: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
@@ -141,6 +161,10 @@ def build_go_driver(rendered: RenderedFile, workdir: Path) -> Path:
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(rendered.text, encoding="utf-8")
     (folder / "adapter.go").write_text(render_adapter(rendered), encoding="utf-8")
+    examples = render_examples(rendered)
+    if examples is not None:
+        # Vetted with the rest; tests/test_go_suite.py runs them with go test.
+        (source.parent / "example_test.go").write_text(examples, encoding="utf-8")
     shown = str(package / rendered.path.name)
     vet = _go(go, ["vet", "./..."], folder)
     if vet.returncode != 0:
