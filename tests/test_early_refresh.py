@@ -338,16 +338,19 @@ def test_loader_error_on_a_miss_reaches_the_caller(
 def test_steady_load_refreshes_in_the_background_about_once_per_ttl(
     redis_client: redis.Redis,
 ) -> None:
-    # Real clock and randomness: 8 readers for 2 s, ttl 0.5 s, a 20 ms loader.
+    # Real clock and randomness: 8 readers for 3 s, ttl 1 s, a 100 ms loader. The
+    # refresh window grows with the load time (delta), so refreshes start a few hundred
+    # ms before expiry and a refresher that a loaded machine schedules late still ends
+    # in time: the counts below do not depend on how fast the machine is.
     cache = EarlyRefreshCache(redis_client, background=True)
     loads = Loader()
 
     def loader() -> str:
         loads()
-        time.sleep(0.02)
+        time.sleep(0.1)
         return "v"
 
-    assert cache.get_with_refresh("hot", loader, ttl=0.5) == "v"  # warm-up, in this thread
+    assert cache.get_with_refresh("hot", loader, ttl=1.0) == "v"  # warm-up, in this thread
     readers_done = threading.Event()
     reads: list[int] = []
     wrong: list[Any] = []
@@ -355,7 +358,7 @@ def test_steady_load_refreshes_in_the_background_about_once_per_ttl(
     def reader() -> None:
         count = 0
         while not readers_done.is_set():
-            value = cache.get_with_refresh("hot", loader, ttl=0.5)
+            value = cache.get_with_refresh("hot", loader, ttl=1.0)
             if value != "v":
                 wrong.append(value)
             count += 1
@@ -365,7 +368,7 @@ def test_steady_load_refreshes_in_the_background_about_once_per_ttl(
     threads = [threading.Thread(target=reader, name=f"reader-{i}") for i in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(2.0)
+    time.sleep(3.0)
     readers_done.set()
     for thread in threads:
         thread.join()
@@ -375,11 +378,11 @@ def test_steady_load_refreshes_in_the_background_about_once_per_ttl(
     # a background refresher, so no key expired under the readers.
     assert [name for name in loads.threads if name.startswith("reader")] == []
     assert loads.threads[0] == threading.current_thread().name
-    # About one load per ttl period (4 periods: ~5 loads). A linear-probability or an
-    # always-refresh scheme, with thousands of reads, reloads as soon as the refresh
+    # About one load per ttl period (3 periods: ~4 loads). A linear-probability or an
+    # always-refresh scheme, with hundreds of reads, reloads as soon as the refresh
     # lock frees: dozens of loads.
     assert 2 <= loads.calls <= 12, loads.calls
-    assert sum(reads) > 1000
+    assert sum(reads) > 200
 
 
 # -- outages and bad input ---------------------------------------------------------------
