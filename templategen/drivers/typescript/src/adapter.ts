@@ -2,7 +2,7 @@
 // module's public API. One file per pattern in adapters/, named after the pattern
 // (adapters/cache-aside.ts), exporting `createAdapter`.
 
-import type { Loader } from "./loaders.js";
+import type { Loader, Loaders } from "./loaders.js";
 
 /** A connected node-redis client (from createClient()), as the driver holds it. */
 export interface DriverClient {
@@ -22,6 +22,12 @@ export interface AdapterContext {
   connect(): Promise<DriverClient>;
   /** The option values the module was rendered with (all of them, defaults included). */
   readonly options: Record<string, unknown>;
+  /**
+   * The driver's loaders: their count is every response's loader_calls and "release"
+   * opens their gates. A pattern without loaders (write-through's store) counts its
+   * calls in `calls` and parks at a gate with `park`.
+   */
+  readonly loaders: Loaders;
 }
 
 export interface Adapter {

@@ -163,6 +163,7 @@ class Driver {
       client: this.client,
       connect: () => this.connect(),
       options: this.options,
+      loaders: this.loaders,
     });
     return null;
   }

@@ -58,6 +58,15 @@ export class Loaders {
     return new Promise((resolve) => this.enteredWaiters.push(resolve));
   }
 
+  /**
+   * Wait at gate `name` until it is released (30 s at most), without counting a call:
+   * for a pattern that blocks elsewhere than in a loader (a store call). An async step
+   * is answered once this parks, as for a loader with "block".
+   */
+  async park(name: string): Promise<void> {
+    await this.wait(this.gate(name), name);
+  }
+
   make(spec: LoaderSpec | null | undefined): Loader {
     const { value = null, delay_ms: delayMs, block, error } = spec ?? {};
     return async () => {
