@@ -192,6 +192,7 @@ DEFAULT_FIELDS = {
     "cache-aside": {"key_prefix": "prefix"},
     "stampede-lock": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
     "early-refresh": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
+    "tag-invalidation": {"key_prefix": "prefix"},
 }
 _DEFAULTS = re.compile(r"^const DEFAULTS = (\{.*?^\}) as const;", re.M | re.S)
 
@@ -327,6 +328,33 @@ const wrong: string = await cache.getWithRefresh("n", () => 1);
 // @ts-expect-error options are typed
 new EarlyRefreshCache(client, { background: "yes" });
 void [price, wrong];
+""",
+    "tag-invalidation": """
+import { createClient } from "redis";
+import { TaggedCache, CacheUnavailableError, type CacheError } from "./tagInvalidation.js";
+
+interface Product { sku: string; price: number }
+const client = await createClient().connect();
+const cache = new TaggedCache(client, { prefix: "shop", drainBatch: 100 });
+await cache.setWithTags("p:1", { sku: "a", price: 1 }, 300, ["products", "brand:x"]);
+await cache.setWithTags("p:2", null, 0.5, new Set(["products"]));
+const product: Product | undefined = await cache.get<Product>("p:1");
+const orDefault: Product | null = (await cache.get<Product>("p:9")) ?? null;
+const tags: Set<string> = await cache.getTags("p:1");
+const deleted: number = await cache.invalidateTags("brand:x", "products");
+const none: number = await cache.invalidateTags();
+const existed: boolean = await cache.delete("p:1");
+const down: CacheError = new CacheUnavailableError("x");
+new TaggedCache(await createClient({ RESP: 2 }).connect());
+// @ts-expect-error tags are an iterable of strings
+await cache.setWithTags("p:3", 1, 60, "products");
+// @ts-expect-error a miss is undefined: the type says so
+const sure: Product = await cache.get<Product>("p:1");
+// @ts-expect-error tags are separate arguments
+await cache.invalidateTags(["products"]);
+// @ts-expect-error options are typed
+new TaggedCache(client, { drainBatch: "10" });
+void [product, orDefault, tags, deleted, none, existed, down, sure];
 """,
 }
 
