@@ -127,21 +127,30 @@ func (l *loaders) watchEntered() <-chan struct{} {
 	return l.entered
 }
 
+// park waits at the named gate until "release" opens it (waitLimit at most), after
+// telling an async step that its operation is now parked.
+func (l *loaders) park(ctx context.Context, name string) error {
+	gate := l.gate(name)
+	select {
+	case l.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(waitLimit):
+		return &loaderFailure{fmt.Sprintf("gate %q was never released", name)}
+	}
+}
+
 func (l *loaders) make(spec loaderSpec) loaderFunc {
 	return func(ctx context.Context) (value, error) {
 		l.calls.Add(1)
 		if spec.hasGate {
-			gate := l.gate(spec.gate)
-			select {
-			case l.entered <- struct{}{}:
-			default:
-			}
-			select {
-			case <-gate:
-			case <-ctx.Done():
-				return value{}, ctx.Err()
-			case <-time.After(waitLimit):
-				return value{}, &loaderFailure{fmt.Sprintf("gate %q was never released", spec.gate)}
+			if err := l.park(ctx, spec.gate); err != nil {
+				return value{}, err
 			}
 		}
 		if spec.delay > 0 {

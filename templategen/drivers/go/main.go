@@ -37,6 +37,14 @@ type adapter interface {
 	close()
 }
 
+// loaderSharer is implemented by an adapter whose pattern has no loader of its own but
+// whose calls count and wait like loaders (write-through's store reads): reset hands it
+// the driver's loaders, whose count is every response's loader_calls and whose gates
+// "release" opens (see loaders.park).
+type loaderSharer interface {
+	useLoaders(l *loaders)
+}
+
 // errorKind maps a sentinel error of the rendered package onto a protocol error kind.
 type errorKind struct {
 	sentinel error
@@ -173,6 +181,9 @@ func (d *driver) reset() error {
 	a, err := registered.open(d.client, d.options)
 	if err != nil {
 		return err
+	}
+	if sharer, ok := a.(loaderSharer); ok {
+		sharer.useLoaders(d.loaders)
 	}
 	d.adapter = a
 	return nil
