@@ -193,6 +193,7 @@ DEFAULT_FIELDS = {
     "stampede-lock": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
     "early-refresh": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
     "tag-invalidation": {"key_prefix": "prefix"},
+    "version-invalidation": {"key_prefix": "prefix"},
 }
 _DEFAULTS = re.compile(r"^const DEFAULTS = (\{.*?^\}) as const;", re.M | re.S)
 
@@ -355,6 +356,38 @@ await cache.invalidateTags(["products"]);
 // @ts-expect-error options are typed
 new TaggedCache(client, { drainBatch: "10" });
 void [product, orDefault, tags, deleted, none, existed, down, sure];
+""",
+    "version-invalidation": """
+import { createClient } from "redis";
+import { VersionedCache, type VersionedLookup } from "./versionInvalidation.js";
+
+interface User { id: number; name: string }
+const client = await createClient().connect();
+const cache = new VersionedCache(client, { prefix: "app", ttl: 60 });
+const user: User = await cache.getOrLoad("user", "1", async () => ({ id: 1, name: "a" }));
+const short: number = await cache.getOrLoad("n", "1", () => 1, 5);
+const hit: VersionedLookup<User> = await cache.lookup<User>("user", "1");
+if (hit.found) {
+  const name: string = hit.value.name;
+  void name;
+} else {
+  const written: boolean = await cache.set("user", "1", user, { version: hit.version });
+  void written;
+}
+const maybe: User | undefined = await cache.get<User>("user", "1");
+await cache.set("user", "2", null, { ttl: 30 });
+const version: bigint = await cache.incrementVersion("user");
+const current: bigint = await cache.getVersion("user");
+new VersionedCache(await createClient({ RESP: 2 }).connect());
+// @ts-expect-error versions are bigints: a number would round above 2^53
+await cache.set("user", "1", user, { version: 3 });
+// @ts-expect-error a miss has no value: narrow on found first
+void hit.value;
+// @ts-expect-error the loader's type is the value's type
+const wrong: string = await cache.getOrLoad("n", "1", () => 1);
+// @ts-expect-error options are typed
+new VersionedCache(client, { ttl: "60" });
+void [user, short, maybe, version, current, wrong];
 """,
 }
 
