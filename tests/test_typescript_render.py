@@ -194,6 +194,7 @@ DEFAULT_FIELDS = {
     "early-refresh": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
     "tag-invalidation": {"key_prefix": "prefix"},
     "version-invalidation": {"key_prefix": "prefix"},
+    "write-through": {"key_prefix": "prefix"},
 }
 _DEFAULTS = re.compile(r"^const DEFAULTS = (\{.*?^\}) as const;", re.M | re.S)
 
@@ -388,6 +389,38 @@ const wrong: string = await cache.getOrLoad("n", "1", () => 1);
 // @ts-expect-error options are typed
 new VersionedCache(client, { ttl: "60" });
 void [user, short, maybe, version, current, wrong];
+""",
+    "write-through": """
+import { createClient } from "redis";
+import {
+  MemoryStore, StoreError, WriteThroughCache, type Row, type Store,
+} from "./writeThrough.js";
+
+interface User { name: string; tags?: string[] }
+class UserTable implements Store<User> {
+  async get(id: string): Promise<Row<User> | null> { return { id, data: { name: id }, version: 1n }; }
+  async upsert(id: string, data: User): Promise<Row<User>> { return { id, data, version: 2n }; }
+  async delete(id: string): Promise<bigint | null> { return id === "" ? null : 3n; }
+}
+const client = await createClient().connect();
+const users = new WriteThroughCache(client, new UserTable(), { ttl: 60, negativeTtl: 5 });
+const row: Row<User> = await users.set("ada", { name: "Ada" });
+const version: bigint = row.version;
+const found: Row<User> | null = await users.get("ada");
+const existed: boolean = await users.delete("ada");
+const memory = new WriteThroughCache<number[]>(client, new MemoryStore(), { failOpen: false });
+await memory.set("n", [1, 2]);
+const failure: Error = new StoreError("disk full");
+new WriteThroughCache(await createClient({ RESP: 2 }).connect(), new MemoryStore<User>());
+// @ts-expect-error the data is the store's row type
+await users.set("bob", { nom: "Bob" });
+// @ts-expect-error a miss is null: the type says so
+const sure: Row<User> = await users.get("ada");
+// @ts-expect-error versions are bigints
+const rounded: number = row.version;
+// @ts-expect-error options are typed
+new WriteThroughCache(client, new MemoryStore(), { negativeTtl: "5" });
+void [version, found, existed, failure, sure, rounded];
 """,
 }
 
