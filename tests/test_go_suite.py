@@ -137,7 +137,14 @@ def test_runnable_examples_of_the_rendered_go_pass(
 
 
 def test_every_pattern_with_scenarios_and_a_go_template_is_covered() -> None:
-    assert {"cache-aside", "stampede-lock", "early-refresh"} <= set(GO_PATTERNS)
+    assert {
+        "cache-aside",
+        "stampede-lock",
+        "early-refresh",
+        "tag-invalidation",
+        "version-invalidation",
+        "write-through",
+    } <= set(GO_PATTERNS)
 
 
 # --- two drivers, one Redis -----------------------------------------------------------
@@ -265,6 +272,61 @@ def test_early_refresh_envelope_of_one_language_is_a_hit_for_the_other(sessions,
     assert first.op("get", args={"key": "e", "ttl": 60}, loader={"value": 0})["value"] == "new"
 
 
+def test_tags_and_invalidations_cross_between_python_and_go(sessions):
+    go, py = sessions("tag-invalidation", "go"), sessions("tag-invalidation", "python")
+    tagged = {"key": "g", "value": {"by": "é🐍"}, "ttl": 60, "tags": ["all", "go"]}
+    go.op("set_with_tags", args=tagged)
+    py.op("set_with_tags", args={"key": "p", "value": [1, "py"], "ttl": 60, "tags": ["all"]})
+    assert py.op("get", args={"key": "g"})["value"] == {"by": "é🐍"}
+    assert go.op("get", args={"key": "p"})["value"] == [1, "py"]
+    assert py.op("get_tags", args={"key": "g"})["value"] == ["all", "go"]
+    # Python's invalidation deletes Go's entry, index and memberships, and the other way.
+    assert py.op("invalidate_tags", args={"tags": ["all"]})["value"] == 2
+    assert go.op("get", args={"key": "g", "default": "miss"})["value"] == "miss"
+    assert go.op("get_tags", args={"key": "g"})["value"] == []
+    py.op("set_with_tags", args={"key": "p", "value": "again", "ttl": 60, "tags": ["py"]})
+    assert go.op("invalidate_tags", args={"tags": ["py", "go"]})["value"] == 1
+    assert py.op("get", args={"key": "p", "default": "miss"})["value"] == "miss"
+
+
+def test_versions_and_entries_cross_between_python_and_go(sessions):
+    go = sessions("version-invalidation", "go")
+    py = sessions("version-invalidation", "python")
+    assert go.op("set", args={"entity": "user", "id": "1", "value": {"n": 1}})["value"] is True
+    assert py.op("get", args={"entity": "user", "id": "1"})["value"] == {"n": 1}
+    assert py.op("increment_version", args={"entity": "user"})["value"] == 1
+    assert go.op("get", args={"entity": "user", "id": "1", "default": "miss"})["value"] == "miss"
+    loaded = go.op("get_or_load", args={"entity": "user", "id": "1"}, loader={"value": "fresh"})
+    assert (loaded["value"], loaded["loader_calls"]) == ("fresh", 1)
+    found = py.op("lookup", args={"entity": "user", "id": "1"})["value"]
+    assert found == {"found": True, "value": "fresh", "version": 1}
+    # A value Python loaded under version 1 is refused by the script once Go moved on.
+    assert go.op("increment_version", args={"entity": "user"})["value"] == 2
+    stale = py.op("set", args={"entity": "user", "id": "1", "value": "stale", "version": 1})
+    assert stale["value"] is False
+
+
+def test_write_through_versions_decide_between_python_and_go_writers(sessions):
+    go, py = sessions("write-through", "go"), sessions("write-through", "python")
+    # Each driver has its own store; they share the cache, where the version decides.
+    for n in (1, 2, 3):
+        go.op("set", args={"id": "w", "data": {"n": n}})
+    hit = py.op("get", args={"id": "w"})
+    assert (hit["value"], hit["loader_calls"]) == ({"data": {"n": 3}, "version": 3}, 0)
+    # Python's row is at version 1 in its store: its cache write loses to Go's 3, and
+    # so does the tombstone of its delete (version 2).
+    assert py.op("set", args={"id": "w", "data": "python"})["value"]["version"] == 1
+    assert py.op("delete", args={"id": "w"})["value"] is True
+    hit = go.op("get", args={"id": "w"})
+    assert (hit["value"], hit["loader_calls"]) == ({"data": {"n": 3}, "version": 3}, 0)
+    # A newer tombstone wins in the other direction: Go reads Python's "no row".
+    for _ in range(4):
+        py.op("set", args={"id": "w", "data": "python"})
+    assert py.op("delete", args={"id": "w"})["value"] is True  # version 7
+    gone = go.op("get", args={"id": "w"})
+    assert (gone["value"], gone["loader_calls"]) == (None, 0)
+
+
 # --- Redis going away -----------------------------------------------------------------
 
 
@@ -304,6 +366,65 @@ def test_distributed_lock_never_fails_open(private_redis, tmp_path):
         assert not response["ok"]
         assert response["error"]["kind"] == "unavailable"
         assert response["loader_calls"] == 0
+    finally:
+        private_redis.start()
+        session.close()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "op", "message"),
+    [
+        ("tag-invalidation", "invalidate_tags", {"args": {"tags": ["t"]}}),
+        ("tag-invalidation", "get", {"args": {"key": "k"}}),
+        (
+            "version-invalidation",
+            "get_or_load",
+            {"args": {"entity": "user", "id": "1"}, "loader": {"value": 1}},
+        ),
+        ("version-invalidation", "increment_version", {"args": {"entity": "user"}}),
+    ],
+)
+def test_invalidation_patterns_never_fail_open(pattern, op, message, private_redis, tmp_path):
+    """A skipped invalidation, or a read that cannot say its version, is an error."""
+    session = Session(rendered_target(render(pattern, "go"), tmp_path, "go"), private_redis.url)
+    try:
+        private_redis.stop()
+        response = session.send(op, **message)
+        assert not response["ok"]
+        assert response["error"]["kind"] == "unavailable", response
+        assert response["loader_calls"] == 0  # refused before any loader ran
+        private_redis.start()
+        assert session.send(op, **message)["ok"]  # go-redis reconnects on its own
+    finally:
+        private_redis.start()
+        session.close()
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_write_through_with_redis_down_still_commits_and_fails_open_as_configured(
+    fail_open, private_redis, tmp_path
+):
+    rendered = render("write-through", "go", {"fail_open": fail_open})
+    session = Session(rendered_target(rendered, tmp_path, "go"), private_redis.url)
+    try:
+        private_redis.stop()
+        written = session.send("set", args={"id": "u", "data": {"n": 1}})
+        row = {"data": {"n": 1}, "version": 1}
+        assert session.op("store_get", args={"id": "u"})["value"] == row  # never rolled back
+        read = session.send("get", args={"id": "u"})
+        if fail_open:
+            assert (written["ok"], written["value"]) == (True, row)
+            assert (read["ok"], read["value"], read["loader_calls"]) == (True, row, 1)
+        else:
+            assert written["error"]["kind"] == "unavailable", written
+            assert "committed at version 1" in written["error"]["message"]
+            assert read["error"]["kind"] == "unavailable", read
+            assert read["loader_calls"] == 0  # refused before the store was read
+        private_redis.start()
+        # Back up: a miss reads the store and fills, and the next read is a hit.
+        before = session.op("get", args={"id": "u"})["loader_calls"]
+        hit = session.op("get", args={"id": "u"})
+        assert (hit["value"], hit["loader_calls"]) == (row, before)
     finally:
         private_redis.start()
         session.close()
