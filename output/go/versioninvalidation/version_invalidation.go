@@ -118,8 +118,8 @@ var (
 	// ErrSerialization is wrapped by errors about a value that cannot be encoded as
 	// JSON (a channel, a func, NaN) or stored bytes that cannot be decoded into T.
 	ErrSerialization = errors.New(packageName + ": serialization failed")
-	// ErrUnavailable is wrapped by errors about Redis being unreachable or too slow,
-	// returned only when the cache is configured not to fail open.
+	// ErrUnavailable is wrapped by errors about Redis being unreachable or too slow:
+	// this package never fails open.
 	ErrUnavailable = errors.New(packageName + ": Redis unavailable")
 )
 
