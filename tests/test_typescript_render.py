@@ -137,7 +137,9 @@ def test_no_identifier_an_option_accepts_breaks_the_file(pattern: str, tmp_path:
     """Each identifier of the file, used as each identifier option, compiles or is refused.
 
     The variants are the default output with the option's value replaced textually (what
-    a render with that value gives, up to line breaks): one tsc run checks them all.
+    a render with that value gives, up to line breaks): one tsc run checks them all. A
+    name the file does not use is always among them, so the check is never vacuous when
+    every name of the file an option would accept is reserved.
     """
     rendered = render(pattern, "typescript")
     tokens = set(re.findall(r"(?<![.\w$])[A-Za-z_$][\w$]*", code_only(rendered.text)))
@@ -148,7 +150,7 @@ def test_no_identifier_an_option_accepts_breaks_the_file(pattern: str, tmp_path:
     for option in _identifier_options(pattern):
         opt = spec.option(option)
         current = str(rendered.options.values[option])
-        for token in sorted(tokens):
+        for token in sorted(tokens | {current + "Renamed"}):
             if token == current or token in reserved or identifier_problem("typescript", token):
                 continue
             if opt.pattern and not re.fullmatch(opt.pattern, token):
@@ -192,9 +194,11 @@ DEFAULT_FIELDS = {
     "cache-aside": {"key_prefix": "prefix"},
     "stampede-lock": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
     "early-refresh": {"key_prefix": "prefix", "lock_prefix": "lockPrefix"},
+    "http-cache-headers": {},  # no string options; its DEFAULTS must still be a literal
     "tag-invalidation": {"key_prefix": "prefix"},
     "version-invalidation": {"key_prefix": "prefix"},
     "write-through": {"key_prefix": "prefix"},
+    "write-behind": {"key_prefix": "prefix"},
 }
 _DEFAULTS = re.compile(r"^const DEFAULTS = (\{.*?^\}) as const;", re.M | re.S)
 
@@ -266,6 +270,60 @@ def test_public_api_never_says_any(pattern: str) -> None:
 #: Code a user writes against each rendered file: it must compile, and each line after
 #: `@ts-expect-error` must not (the types keep mistakes out).
 API_USE = {
+    "http-cache-headers": """
+import express, { type Request } from "express";
+import {
+  CacheHeadersMiddleware, CacheControl, CachePolicy, ConfigurationError, EntityTag,
+  cdnCatalog, evaluatePreconditions, makeEtag, mergeVary, parseHttpDate, prefixRules,
+  privateUserData, publicApi, staticAssets, surrogateKeyHeader,
+} from "./httpCacheHeaders.js";
+
+const app = express();
+app.use(
+  new CacheHeadersMiddleware(
+    prefixRules({
+      "/static": staticAssets(),
+      "/api/products": publicApi({ maxAge: 60 }),
+      "/api/user": privateUserData(),
+      "/api/catalog": cdnCatalog(["catalog", "products"]),
+    }),
+  ).handler,
+);
+const one = new CacheHeadersMiddleware(publicApi(), { maxBufferBytes: 1 << 16 });
+app.get("/api/products/:id", one.handler, (req, res) => {
+  res.json({ id: req.params.id });
+});
+const byRequest = new CacheHeadersMiddleware((req: Request) =>
+  req.query.fresh ? privateUserData() : null,
+);
+app.use(byRequest.handler);
+const policy = new CachePolicy({
+  cacheControl: new CacheControl({ public: true, maxAge: 60, staleIfError: 600 }),
+  vary: ["Accept-Language"],
+  surrogateKeys: ["products"],
+  surrogateControl: new CacheControl({ maxAge: 3600 }),
+  weakEtag: true,
+});
+const tag: EntityTag = makeEtag("body", { weak: true });
+const parsed: EntityTag | null = EntityTag.parse('W/"x"');
+const outcome: 304 | 412 | null = evaluatePreconditions("PUT", {
+  ifNoneMatch: "*",
+  etag: tag,
+  lastModified: parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"),
+});
+const vary: string = mergeVary("Accept-Encoding", null, undefined);
+const keys: string = surrogateKeyHeader(new Set(["a", "b"]));
+const error: Error = new ConfigurationError("x");
+// @ts-expect-error deltas are numbers
+new CacheControl({ maxAge: "60" });
+// @ts-expect-error directives are the known ones
+new CacheControl({ maxage: 60 });
+// @ts-expect-error a policy is a CachePolicy or a function of the request
+new CacheHeadersMiddleware({ maxAge: 60 });
+// @ts-expect-error the lookup gives a policy
+new CacheHeadersMiddleware(() => "public");
+void [policy, parsed, outcome, vary, keys, error];
+""",
     "cache-aside": """
 import { createClient } from "redis";
 import { CacheAside, CacheManager, type CachedFunction } from "./cacheAside.js";
@@ -421,6 +479,40 @@ const rounded: number = row.version;
 // @ts-expect-error options are typed
 new WriteThroughCache(client, new MemoryStore(), { negativeTtl: "5" });
 void [version, found, existed, failure, sure, rounded];
+""",
+    "write-behind": """
+import { createClient } from "redis";
+import {
+  FlushTimeoutError, MemoryStore, WriteBehindCache, type CacheError, type Row, type Store,
+  type WriteBehindStats,
+} from "./writeBehind.js";
+
+interface User { name: string }
+class UserTable implements Store<User> {
+  async get(id: string): Promise<Row<User> | null> { return { id, data: { name: id }, version: 1n }; }
+  async upsertMany(rows: ReadonlyArray<Row<User>>): Promise<number> { return rows.length; }
+}
+const client = await createClient().connect();
+const users = new WriteBehindCache(client, new UserTable(), { batchSize: 50, claimIdle: 60 });
+await users.start();
+const row: Row<User> = await users.set("u:1", { name: "Ada" });
+const version: bigint = row.version;
+const latest: Row<User> | null = await users.get("u:1");
+await users.flush(5);
+const stats: WriteBehindStats = await users.stats();
+const depth: number = stats.queueDepth;
+await users.stop(10);
+const late: CacheError = new FlushTimeoutError("x");
+const memory = new WriteBehindCache<number>(client, new MemoryStore(), { stream: "q" });
+await memory.set("n", 1);
+new WriteBehindCache(await createClient({ RESP: 2 }).connect(), new MemoryStore<User>());
+// @ts-expect-error the data is the store's row type
+await users.set("u:2", { nom: "Bob" });
+// @ts-expect-error a row nobody wrote is null: the type says so
+const sure: Row<User> = await users.get("u:1");
+// @ts-expect-error options are typed
+new WriteBehindCache(client, new MemoryStore(), { batchSize: "10" });
+void [version, latest, depth, late, sure];
 """,
 }
 
