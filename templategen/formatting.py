@@ -9,7 +9,9 @@ Python is checked in process (``compile()`` and black). TypeScript goes through 
 toolchain pinned in ``templategen/drivers/typescript`` (its package-lock.json, installed
 there by ``npm ci``): prettier formats the file, then ``tsc --noEmit`` with that folder's
 strict tsconfig.json must accept the formatted text — two node processes per file, and
-nothing is ever downloaded while rendering.
+nothing is ever downloaded while rendering. Express output is JavaScript (CommonJS) and is
+checked the same way: prettier, then ``tsc --allowJs --checkJs --noEmit`` against the same
+tsconfig.json, so its JSDoc types are held to the TypeScript output's strictness.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from .gotools import gofmt
 __all__ = [
     "BLACK_MODE",
     "FORMATTERS",
+    "JAVASCRIPT_CHECK_OPTIONS",
     "TYPESCRIPT_HARNESS",
     "check_and_format",
+    "javascript_workspace",
     "numbered",
     "typescript_toolchain",
 ]
@@ -111,6 +115,14 @@ def typescript_workspace(folder: Path, node_modules: Path) -> None:
     (folder / "package.json").write_text('{"type": "module"}\n', encoding="utf-8")
 
 
+def javascript_workspace(folder: Path, node_modules: Path) -> None:
+    """Make ``folder`` a place where .js files are CommonJS and resolve ``redis``."""
+    link = folder / "node_modules"
+    if not link.exists():
+        link.symlink_to(node_modules, target_is_directory=True)
+    (folder / "package.json").write_text('{"type": "commonjs"}\n', encoding="utf-8")
+
+
 def _run_node(
     node: str, args: list[str], stdin: str, cwd: Path
 ) -> subprocess.CompletedProcess[str]:
@@ -162,9 +174,56 @@ def _typescript(text: str, name: str) -> str:
     return formatted
 
 
+#: The check of Express output: the TypeScript check, reading JavaScript and its JSDoc.
+JAVASCRIPT_CHECK_OPTIONS = {**_TSC_CHECK_OPTIONS, "allowJs": True, "checkJs": True}
+
+
+def _express(text: str, name: str) -> str:
+    """Express output: CommonJS JavaScript, formatted by prettier and type-checked by tsc."""
+    node, modules = typescript_toolchain()
+    file_name = Path(name).name
+    with tempfile.TemporaryDirectory(prefix="templategen-checkjs-") as tmp:
+        work = Path(tmp)
+        pretty = _run_node(
+            node,
+            [str(modules / "prettier/bin/prettier.cjs"), "--no-config", "--no-editorconfig",
+             "--stdin-filepath", file_name],
+            text,
+            work,
+        )  # fmt: skip
+        if pretty.returncode != 0:
+            where = _PRETTIER_ERROR.search(pretty.stderr)
+            raise RenderedCodeError(
+                f"{name}: prettier cannot parse the rendered JavaScript: "
+                f"{pretty.stderr.strip()}\n" + numbered(text, int(where["line"]) if where else None)
+            )
+        formatted = pretty.stdout
+        javascript_workspace(work, modules)
+        (work / file_name).write_text(formatted, encoding="utf-8")
+        config = {
+            "extends": str(TYPESCRIPT_HARNESS / "tsconfig.json"),
+            "compilerOptions": {**JAVASCRIPT_CHECK_OPTIONS, "rootDir": "."},
+            "include": [],
+            "files": [file_name],
+        }
+        (work / "tsconfig.json").write_text(json.dumps(config), encoding="utf-8")
+        tsc = _run_node(
+            node, [str(modules / "typescript/bin/tsc"), "-p", ".", "--pretty", "false"], "", work
+        )
+    if tsc.returncode != 0:
+        report = (tsc.stdout + tsc.stderr).strip()
+        where = _TSC_ERROR.search(report)
+        raise RenderedCodeError(
+            f"{name}: the rendered JavaScript does not pass tsc --checkJs --strict:\n{report}\n"
+            + numbered(formatted, int(where["line"]) if where else None)
+        )
+    return formatted
+
+
 FORMATTERS: Mapping[str, Formatter] = {
     "python": _python,
     "typescript": _typescript,
+    "express": _express,
     # gofmt only: go vet needs the module and its dependencies, so it runs where the
     # behaviour suite builds the file (templategen/suite/gotarget.py).
     "go": gofmt,
