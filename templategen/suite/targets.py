@@ -19,7 +19,12 @@ from ..registry import Registry
 from .gotarget import build_go_driver, has_go_adapter
 from .runner import Target
 from .scenarios import load_option_sets
-from .tstarget import build_typescript_driver, has_typescript_adapter
+from .tstarget import (
+    build_express_driver,
+    build_typescript_driver,
+    has_express_adapter,
+    has_typescript_adapter,
+)
 
 __all__ = [
     "SUITE_HMAC_ENV",
@@ -80,6 +85,8 @@ def rendered_target(rendered: RenderedFile, workdir: Path, label: str) -> Target
         return _go_target(rendered, workdir, label)
     if rendered.language == "typescript":
         return _typescript_target(rendered, workdir, label)
+    if rendered.language == "express":
+        return _express_target(rendered, workdir, label)
     if rendered.language != "python":
         raise NoDriverError(f"the behaviour suite has no {rendered.language} driver yet")
     path = workdir / rendered.path
@@ -124,5 +131,23 @@ def _typescript_target(rendered: RenderedFile, workdir: Path, label: str) -> Tar
         label=label,
         command=build_typescript_driver(rendered, workdir),
         options=options,
+        env=_env(options),
+    )
+
+
+def _express_target(rendered: RenderedFile, workdir: Path, label: str) -> Target:
+    """The rendered CommonJS file, driven by the TypeScript driver's Express adapters."""
+    if not has_express_adapter(rendered.pattern):
+        raise NoDriverError(f"the Express driver has no adapter for {rendered.pattern} yet")
+    options = dict(rendered.options.values)
+    # Scenarios of Express's own features (the response cache) say
+    # "requires": {"language": "express"}: every other target lacks the key and skips them.
+    scenario_options = {**options, "language": "express"}
+    return Target(
+        pattern=rendered.pattern,
+        language=rendered.language,
+        label=label,
+        command=build_express_driver(rendered, workdir),
+        options=scenario_options,
         env=_env(options),
     )

@@ -2,10 +2,13 @@
 // stdin, one JSON line per request on stdout, anything else on stderr.
 //
 //     node out/driver.js --module /path/to/rendered/cacheAside.js
+//     node out/driver.js --language express --module /path/to/rendered/cacheAside.js
 //
 // The rendered module is imported at run time, so one compiled driver serves every
 // option set; names such as class_name come from the options sent with "configure".
-// Each pattern's ops live in its adapter (adapters/<pattern>.ts).
+// Each pattern's ops live in its adapter (adapters/<pattern>.ts; for Express output,
+// adapters/express/<pattern>.ts). Express output is CommonJS: its exports are the
+// module.exports that import() gives as the default.
 
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -15,7 +18,7 @@ import type { Adapter, Args, CreateAdapter, DriverClient } from "./adapter.js";
 import { Loaders, type LoaderSpec } from "./loaders.js";
 
 const PROTOCOL_VERSION = 1;
-const LANGUAGE = "typescript";
+const LANGUAGES = ["typescript", "express"];
 
 // Error kinds are matched on class names along the prototype chain, so the rendered
 // module's own classes map without the driver importing them.
@@ -71,12 +74,15 @@ class Driver {
   private redisUrl = "";
   private readonly pending = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly module: Record<string, unknown>) {}
+  constructor(
+    private readonly module: Record<string, unknown>,
+    private readonly language: string,
+  ) {}
 
   async handle(message: Message): Promise<unknown> {
     switch (message.op) {
       case "hello":
-        return { language: LANGUAGE, protocol: PROTOCOL_VERSION };
+        return { language: this.language, protocol: PROTOCOL_VERSION };
       case "configure":
         return await this.configure(message);
       case "reset":
@@ -150,12 +156,13 @@ class Driver {
     }
     let createAdapter: CreateAdapter;
     try {
-      ({ createAdapter } = (await import(`./adapters/${this.pattern}.js`)) as {
+      const folder = this.language === "typescript" ? "" : `${this.language}/`;
+      ({ createAdapter } = (await import(`./adapters/${folder}${this.pattern}.js`)) as {
         createAdapter: CreateAdapter;
       });
     } catch (error) {
       throw new Error(
-        `no TypeScript adapter for pattern ${JSON.stringify(this.pattern)}: ${String(error)}`,
+        `no ${this.language} adapter for pattern ${JSON.stringify(this.pattern)}: ${String(error)}`,
       );
     }
     this.adapter = await createAdapter({
@@ -247,15 +254,26 @@ async function main(argv: string[]): Promise<void> {
   const path = argv[argv.indexOf("--module") + 1];
   if (!argv.includes("--module") || path === undefined) {
     process.stderr.write(
-      "usage: node driver.js --module PATH_OF_RENDERED_JS\n",
+      "usage: node driver.js [--language typescript|express] --module PATH_OF_RENDERED_JS\n",
     );
     process.exit(2);
   }
-  const module = (await import(pathToFileURL(path).href)) as Record<
+  const language = argv.includes("--language")
+    ? String(argv[argv.indexOf("--language") + 1])
+    : "typescript";
+  if (!LANGUAGES.includes(language)) {
+    process.stderr.write(`unknown --language ${JSON.stringify(language)}\n`);
+    process.exit(2);
+  }
+  const imported = (await import(pathToFileURL(path).href)) as Record<
     string,
     unknown
   >;
-  const driver = new Driver(module);
+  const module =
+    language === "express"
+      ? (imported.default as Record<string, unknown>)
+      : imported;
+  const driver = new Driver(module, language);
   // A background op that fails after its "await" was answered must not end the driver.
   process.on("unhandledRejection", (error) => {
     process.stderr.write(`unhandled rejection: ${String(error)}\n`);
