@@ -512,7 +512,7 @@ const READ_PAST_LIMIT = 10_000;
 // While draining, the entries left may be pending on another live flusher: poll.
 const DRAIN_POLL_MS = 50;
 
-// --- the user's database ------------------------------------------------------------
+// --- the user's database -------------------------------------------------------------
 
 /** One row of the user's data: JSON `data`, and a `version` that only grows. */
 export interface Row<T> {
@@ -565,21 +565,27 @@ export class MemoryStore<T = unknown> implements Store<T> {
   }
 
   async upsertMany(rows: ReadonlyArray<Row<T>>): Promise<number> {
-    // Copied first, then applied in one synchronous step: all rows or none.
-    const newer = rows
-      .filter((row) => (this.rows.get(row.id)?.version ?? -1n) < row.version)
-      .map((row) => ({ ...row, data: structuredClone(row.data) }));
-    for (const row of newer) {
-      // A batch may name a row twice: the stored version rises, so compare again.
-      if ((this.rows.get(row.id)?.version ?? -1n) < row.version) {
-        this.rows.set(row.id, { data: row.data, version: row.version });
+    // Copied first (data that cannot be copied fails the call before any write), then
+    // applied in one synchronous step: all rows or none, as in one transaction.
+    const copies = rows.map(({ id, data, version }) => ({
+      id,
+      data: structuredClone(data),
+      version,
+    }));
+    let written = 0;
+    for (const { id, data, version } of copies) {
+      const stored = this.rows.get(id);
+      // Only a newer version is written: a replayed batch changes nothing.
+      if (stored === undefined || stored.version < version) {
+        this.rows.set(id, { data, version });
+        written += 1;
       }
     }
-    return newer.length;
+    return written;
   }
 }
 
-// --- options, statistics and helpers --------------------------------------------------
+// --- options, statistics and helpers -------------------------------------------------
 
 /** Options of a cache; each one left out takes the value this file was generated with. */
 export interface WriteBehindOptions {
@@ -731,7 +737,7 @@ async function settlesWithin(
   }
 }
 
-// --- the flusher: from the stream into the store --------------------------------------
+// --- the flusher: from the stream into the store -------------------------------------
 //
 // One batch, in order: claim entries that a crashed flusher left pending for claimIdle
 // (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed attempt
@@ -1456,7 +1462,13 @@ class Flusher<T> {
   }
 }
 
-// --- the cache ------------------------------------------------------------------------
+/** The background flusher while it runs: its stop signal and its loop. */
+interface BackgroundFlusher {
+  readonly stopping: StopSignal;
+  readonly loop: Promise<void>;
+}
+
+// --- the cache -----------------------------------------------------------------------
 
 /** Cache writes in Redis and queue them there; flushers write them to a Store. */
 export class WriteBehindCache<T = unknown> {
@@ -1474,10 +1486,7 @@ export class WriteBehindCache<T = unknown> {
   private readonly layout: Layout;
   private readonly counters = new Counters();
   private readonly flusher: Flusher<T>;
-  private background: {
-    readonly stopping: StopSignal;
-    readonly loop: Promise<void>;
-  } | null = null;
+  private background: BackgroundFlusher | null = null;
 
   constructor(
     client: RedisConnection,
