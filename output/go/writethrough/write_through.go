@@ -207,9 +207,10 @@ type Row[T any] struct {
 	Version int64
 }
 
-// Store is the user's database, as the cache sees it: four operations on rows. Set
-// calls Upsert, Get calls Get and Delete calls Delete; UpsertMany (write the rows
-// newer than the stored ones) lets the same store serve the write-behind pattern.
+// Store is the user's database, as the cache sees it: four operations on rows, the
+// same four as in every language of this pattern. Set calls Upsert, Get calls Get and
+// Delete calls Delete; UpsertMany (write the rows newer than the stored ones) is not
+// called here: it is what a write-behind cache flushes with.
 //
 // A row's versions only grow (from 1), also across a delete: a row deleted at version
 // 7 and written again gets 9, never 1; otherwise a write of the old row still on its
