@@ -456,7 +456,9 @@ import {
 
 interface User { name: string; tags?: string[] }
 class UserTable implements Store<User> {
-  async get(id: string): Promise<Row<User> | null> { return { id, data: { name: id }, version: 1n }; }
+  async get(id: string): Promise<Row<User> | null> {
+    return { id, data: { name: id }, version: 1n };
+  }
   async upsert(id: string, data: User): Promise<Row<User>> { return { id, data, version: 2n }; }
   async delete(id: string): Promise<bigint | null> { return id === "" ? null : 3n; }
 }
@@ -489,7 +491,9 @@ import {
 
 interface User { name: string }
 class UserTable implements Store<User> {
-  async get(id: string): Promise<Row<User> | null> { return { id, data: { name: id }, version: 1n }; }
+  async get(id: string): Promise<Row<User> | null> {
+    return { id, data: { name: id }, version: 1n };
+  }
   async upsertMany(rows: ReadonlyArray<Row<User>>): Promise<number> { return rows.length; }
 }
 const client = await createClient().connect();
