@@ -4,11 +4,26 @@ Private to the package. ``WriteBehindCache.start``/``flush``/``stop`` and the fl
 command (``python -m templategen.reference.write_behind``) run it; the guarantees, the
 failure modes and the wire format are in ``write_behind``'s docstring.
 
-One batch, in order: claim entries that a crashed flusher left pending for
+One flush, in order: claim entries that a crashed flusher left pending for
 ``claim_idle`` (XAUTOCLAIM), read this consumer's own pending entries (the ones a
-failed attempt left behind), then new ones (XREADGROUP), up to ``batch_size``. Decode
-them, keep the highest version per row, ``store.upsert_many`` the rows, and only after
-that commit acknowledge and delete the entries (and start the cached values' TTL).
+failed or cut-short flush left behind), then new ones (XREADGROUP), up to
+``read_limit`` entries: the flush's *window*. Decode them and keep the highest version
+of each row. Then write the rows in batches of ``batch_size`` rows
+(``store.upsert_many``), and after each batch's commit acknowledge and delete the
+entries of its rows, their older writes included (and start the cached values' TTL).
+
+Window and batch are two bounds. Coalescing merges only the writes a flusher holds at
+once: a backlog of 10,000 writes over 100 rows, read 100 entries at a time, is 100
+batches of 100 distinct rows, 10,000 row writes; read as one window it is 100 rows, one
+batch. ``read_limit`` bounds the memory of a flush (that many entries, decoded);
+``batch_size`` bounds one store transaction. Each entry is acknowledged with the batch
+that commits its row, never before: a crash between two batches leaves the rest of
+the window pending, every write of each row not yet committed included, and another
+flusher claims it; a batch committed but not acknowledged is written again, a no-op.
+Between batches a flush stops early when it is stopping, at its deadline, or once it
+has spent ``claim_idle / 2`` on its window: the rest stays pending on this consumer,
+and the next flush reads it again first (XREADGROUP from 0, which restarts the
+entries' idle time), so no other flusher claims entries this one is working through.
 
 Poison or outage. A batch the store keeps refusing (``max_retries`` retries) is written
 row by row. A row refused alone is either poison (it can never be written) or met an
@@ -22,18 +37,22 @@ never dead-letters a row, however long it lasts.
 The probe replays the last row this flusher committed, kept in memory. The store
 already has that row at that version, so under the Store contract the replay writes
 nothing: it succeeds exactly when the store takes writes. A batch of refused rows alone
-(distinct poison rows, or one hot row whose ``batch_size`` entries coalesce into one)
-is therefore settled at once by a flusher that has written anything since it started.
+(distinct poison rows, or one hot row whose writes coalesce into one) is therefore
+settled at once by a flusher that has written anything since it started.
 
 A flusher that has written nothing yet has no probe. Its refused batch stays pending,
-and because its pending entries are read first, retrying that batch alone would stall
-the queue behind it for good. So the next batch *reads past* it: the pending entries
-plus new ones, read until one belongs to another row than the pending ones (a hot
-row's entries coalesce into its one row, and would fill batch after batch) or none are
-left, at most ``_READ_PAST_LIMIT``. A healthy row among them is written, proving the
-store up (and becoming the probe) while the refused rows wait for their second pass.
-During an outage such a flusher takes in one more batch of entries per retry; they
-stay pending, claimable by other flushers once idle for ``claim_idle``.
+and because pending entries are read first and a window's rows are written in order,
+the next flush would meet the same rows first and stall the queue behind them for
+good. So it remembers them as *suspects*, and a window's suspect rows are written after
+its other rows. A window of suspects alone (their pending entries filled it: a hot row
+written ``read_limit`` times, or that many refused rows) *reads past* them: new
+entries, until one is of a row that is no suspect, or none are left, at most
+``read_limit`` more. A healthy row written that way proves the store up (and becomes
+the probe), and the suspects are settled by the probe at their next attempt. During an
+outage such a flusher tries one batch per flush, of rows not tried yet while there are
+any; entries it read past stay pending, claimable by other flushers once idle for
+``claim_idle``. Suspects are kept only for the rows of the current window, and
+forgotten at the first commit.
 
 Why not another probe: replaying the refused row's own store version (read by
 ``get``) carries the same id, so a refusal tied to the row (a constraint or trigger on
@@ -52,7 +71,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
@@ -118,8 +137,6 @@ return -1
 """
 
 _MAX_BACKOFF = 30.0
-# Reading past a refused batch (see above) takes in at most this many entries.
-_READ_PAST_LIMIT = 10_000
 # While draining, the entries left may be pending on another live flusher; poll for them.
 _DRAIN_POLL = 0.05
 
@@ -150,7 +167,8 @@ class Policy:
     """How the flusher batches, waits and retries."""
 
     ttl_ms: int
-    batch_size: int
+    batch_size: int  # rows per store write
+    read_limit: int  # entries per window
     flush_interval: float
     claim_idle_ms: int
     max_retries: int
@@ -184,15 +202,17 @@ _RETRYABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *REDIS_OUTAGE_E
 
 
 @dataclass
-class _Batch:
-    """Entries decoded and coalesced: the highest version of each row wins."""
+class _Window:
+    """The entries one flush read, coalesced: the highest version of each row wins."""
 
-    winners: dict[str, tuple[Row, bytes]]
-    superseded: defaultdict[str, list[bytes]]
-    gone: list[bytes]  # deleted while pending (already handled elsewhere): acknowledge only
-    undecodable: list[tuple[bytes, str]]
+    read: int = 0  # entries read, whatever became of them
+    winners: dict[str, tuple[Row, bytes]] = field(default_factory=dict)
+    superseded: defaultdict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    gone: list[bytes] = field(default_factory=list)  # deleted while pending: acknowledge only
+    undecodable: list[tuple[bytes, str]] = field(default_factory=list)
 
     def entry_ids(self, rows: list[Row]) -> list[bytes]:
+        """Every entry of these rows: the winning write and the older ones it supersedes."""
         return [i for row in rows for i in (self.winners[row.id][1], *self.superseded[row.id])]
 
 
@@ -203,7 +223,7 @@ def _entries(reply: Any) -> list[Entry]:
 
 
 class Flusher:
-    """Reads batches through the consumer group and writes them to the store."""
+    """Reads windows through the consumer group and writes them to the store in batches."""
 
     def __init__(
         self,
@@ -227,14 +247,13 @@ class Flusher:
         self._dead_letter_script = client.register_script(DEAD_LETTER_LUA)
         self._retire = client.register_script(RETIRE_CONSUMER_LUA)
         self._claim_from: bytes | str = "0-0"
-        # The background thread and flush() share the consumer name: one batch at a time.
-        self._batch_lock = threading.Lock()
+        # The background thread and flush() share the consumer name: one window at a time.
+        self._window_lock = threading.Lock()
         # The last row this flusher committed: replayed as a no-op to probe the store.
         self._probe: Row | None = None
-        # Set when a batch of refused rows stayed pending with no probe to judge it: until
-        # there is a probe, batches read past their pending entries, or those entries
-        # would be all this flusher ever reads.
-        self._read_past = False
+        # Rows refused with no probe to judge them: written after the others, and read
+        # past when a window holds nothing else, or they would be all this flusher tries.
+        self._suspects: set[str] = set()
 
     def ensure_group(self) -> None:
         """Create the stream and group; from ID 0, so writes queued before any flusher count."""
@@ -250,12 +269,12 @@ class Flusher:
         self._retire(keys=[self._layout.stream], args=[self._layout.group, self.consumer])
 
     def run(self, stopping: threading.Event) -> None:
-        """The background loop: a batch, then the rest of flush_interval unless one is full."""
+        """The background loop: a window, then the rest of flush_interval unless there is more."""
         failures = 0
         while not stopping.is_set():
             started = time.monotonic()
             try:
-                settled = self.flush_batch(abort=stopping)
+                _, more = self.flush_window(abort=stopping)
             except StoreUnavailable as exc:
                 failures += 1
                 logger.warning("write-behind: store unavailable, writes stay queued: %s", exc)
@@ -270,7 +289,7 @@ class Flusher:
                 if failures:
                     logger.warning("write-behind: flusher running again")
                 failures = 0
-                if settled < self._policy.batch_size:
+                if not more:
                     stopping.wait(self._policy.flush_interval - (time.monotonic() - started))
                 continue
             stopping.wait(self._policy.delay(failures))
@@ -289,8 +308,8 @@ class Flusher:
                     mark = cast(bytes, newest[0][0])
                 if not self._client.xrange(self._layout.stream, "-", mark, count=1):
                     return
-                settled = self.flush_batch(deadline=deadline)
-                failures, pause = 0, (_DRAIN_POLL if settled == 0 else 0.0)
+                read, _ = self.flush_window(deadline=deadline)
+                failures, pause = 0, (_DRAIN_POLL if read == 0 else 0.0)
             except _RETRYABLE as exc:
                 last_error, failures = exc, failures + 1
                 pause = self._policy.delay(failures)
@@ -303,42 +322,75 @@ class Flusher:
                 )
             time.sleep(min(pause, remaining))
 
-    def flush_batch(
+    def flush_window(
         self, *, abort: threading.Event | None = None, deadline: float | None = None
-    ) -> int:
-        """Flush one batch; returns how many entries it read. StoreUnavailable: all pending."""
-        with self._batch_lock:
-            entries = self._read_batch()
-            if not entries:
-                return 0
-            batch = self._decode(entries)
-            for entry_id, error in batch.undecodable:
+    ) -> tuple[int, bool]:
+        """Flush one window: (entries read, whether more may be waiting right now).
+
+        StoreUnavailable: the batch it was writing and the rest of the window stay pending.
+        """
+        with self._window_lock:
+            read_at = time.monotonic()
+            window = self._read_window()
+            if not window.read:
+                return 0, False
+            for entry_id, error in window.undecodable:
                 self._dead_letter(entry_id, error)
-            rows = [row for row, _ in batch.winners.values()]
-            written, rejected = self._write(rows, abort, deadline) if rows else ([], [])
-            if written or batch.gone:
-                ids = batch.entry_ids(written)
-                self._ack(
-                    keys=[self._layout.stream, *self._row_keys(written)],
-                    args=[
-                        self._layout.group,
-                        self._policy.ttl_ms,
-                        len(written),
-                        *(row.version for row in written),
-                        *ids,
-                        *batch.gone,
-                    ],
-                )
-                self._counters.add(flushed=len(ids))
-            for row, error in rejected:
-                # Older writes of a rejected row are superseded by it: settle them unwritten.
-                superseded = batch.superseded[row.id]
-                if superseded:
-                    self._ack(
-                        keys=[self._layout.stream], args=[self._layout.group, 0, 0, *superseded]
-                    )
-                self._dead_letter(batch.winners[row.id][1], error)
-            return len(entries)
+            if window.gone:
+                self._ack(keys=[self._layout.stream], args=[self._layout.group, 0, 0, *window.gone])
+            rows = [row for row, _ in window.winners.values()]
+            if self._probe is None and self._suspects:
+                rows.sort(key=lambda row: row.id in self._suspects)  # stable: others first
+            size = self._policy.batch_size
+            for start in range(0, len(rows), size):
+                if start and self._cut_short(read_at, abort, deadline):
+                    return window.read, True  # the rest stays pending, read first next time
+                self._flush_batch(window, rows[start : start + size], abort, deadline)
+            return window.read, window.read >= self._policy.read_limit
+
+    def _cut_short(
+        self, read_at: float, abort: threading.Event | None, deadline: float | None
+    ) -> bool:
+        """Stop between batches: stopping, at the deadline, or half-way to claim_idle.
+
+        Past ``claim_idle`` another flusher may claim the entries not yet written; the
+        next flush of this one reads them again instead, which restarts their idle time.
+        """
+        now = time.monotonic()
+        return (
+            (abort is not None and abort.is_set())
+            or (deadline is not None and now >= deadline)
+            or (now - read_at) * 1000 >= self._policy.claim_idle_ms / 2
+        )
+
+    def _flush_batch(
+        self,
+        window: _Window,
+        rows: list[Row],
+        abort: threading.Event | None,
+        deadline: float | None,
+    ) -> None:
+        """Write one batch of rows, then settle the entries of the rows written or refused."""
+        written, rejected = self._write(rows, abort, deadline)
+        if written:
+            ids = window.entry_ids(written)
+            self._ack(
+                keys=[self._layout.stream, *self._row_keys(written)],
+                args=[
+                    self._layout.group,
+                    self._policy.ttl_ms,
+                    len(written),
+                    *(row.version for row in written),
+                    *ids,
+                ],
+            )
+            self._counters.add(flushed=len(ids))
+        for row, error in rejected:
+            # Older writes of a rejected row are superseded by it: settle them unwritten.
+            superseded = window.superseded[row.id]
+            if superseded:
+                self._ack(keys=[self._layout.stream], args=[self._layout.group, 0, 0, *superseded])
+            self._dead_letter(window.winners[row.id][1], error)
 
     def _row_keys(self, rows: list[Row]) -> list[str]:
         layout = self._layout
@@ -346,8 +398,9 @@ class Flusher:
             key for row in rows for key in (layout.data_key(row.id), layout.version_key(row.id))
         ]
 
-    def _read_batch(self) -> list[Entry]:
-        layout, size = self._layout, self._policy.batch_size
+    def _read_window(self) -> _Window:
+        layout, limit = self._layout, self._policy.read_limit
+        window = _Window()
         try:
             # Entries idle on any consumer past claim_idle (a crashed flusher's) become ours;
             # the cursor walks the pending list across calls instead of rescanning its head.
@@ -357,24 +410,36 @@ class Flusher:
                 self.consumer,
                 self._policy.claim_idle_ms,
                 start_id=self._claim_from,
-                count=size,
+                count=limit,
             )
             self._claim_from = claimed[0]
-            # Our pending entries first: a failed attempt left them, XAUTOCLAIM added some.
-            batch = _entries(
-                self._client.xreadgroup(layout.group, self.consumer, {layout.stream: "0"}, size)
+            # Our pending entries first: a failed or cut-short flush left them, and
+            # XAUTOCLAIM added some. Reading them again restarts their idle time.
+            self._decode(
+                window,
+                _entries(
+                    self._client.xreadgroup(
+                        layout.group, self.consumer, {layout.stream: "0"}, limit
+                    )
+                ),
             )
-            if self._read_past and self._probe is None:
-                batch += self._read_past_rows_of(batch)
-            elif len(batch) < size:
-                batch += self._read_new(size - len(batch))
+            if window.read < limit:
+                self._decode(window, self._read_new(limit - window.read))
+            if (
+                window.read >= limit
+                and self._probe is None
+                and window.winners
+                and window.winners.keys() <= self._suspects
+            ):
+                self._read_past_suspects(window)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             # A Redis that lost its data (restart without persistence) lost the group too.
             self.ensure_group()
-            return []
-        return batch
+            return _Window()
+        self._suspects.intersection_update(window.winners)  # only this window's rows count
+        return window
 
     def _read_new(self, count: int) -> list[Entry]:
         layout = self._layout
@@ -382,38 +447,36 @@ class Flusher:
             self._client.xreadgroup(layout.group, self.consumer, {layout.stream: ">"}, count)
         )
 
-    def _read_past_rows_of(self, pending: list[Entry]) -> list[Entry]:
-        """New entries until one is of a row not in ``pending``, or none are left."""
-        rows = {fields.get(b"id") for _, fields in pending}
-        more: list[Entry] = []
-        while len(more) < _READ_PAST_LIMIT:
-            chunk = self._read_new(self._policy.batch_size)
-            more += chunk
-            if not chunk or any(fields.get(b"id") not in rows for _, fields in chunk):
-                break
-        return more
+    def _read_past_suspects(self, window: _Window) -> None:
+        """New entries until one is of a row that is no suspect, or none are left."""
+        limit, read = self._policy.read_limit, 0
+        while read < limit:
+            chunk = self._read_new(min(self._policy.batch_size, limit - read))
+            read += len(chunk)
+            self._decode(window, chunk)
+            if not chunk or not window.winners.keys() <= self._suspects:
+                return
 
-    def _decode(self, entries: list[Entry]) -> _Batch:
-        batch = _Batch({}, defaultdict(list), [], [])
+    def _decode(self, window: _Window, entries: list[Entry]) -> None:
+        window.read += len(entries)
         for entry_id, fields in entries:
             if not fields:
-                batch.gone.append(entry_id)
+                window.gone.append(entry_id)
                 continue
             try:
                 doc_id = fields[b"id"].decode("utf-8")
                 version = int(fields[b"version"])
                 data = self._serializer.loads(fields[b"payload"])
             except (KeyError, ValueError, SerializationError) as exc:
-                batch.undecodable.append((entry_id, f"undecodable entry: {exc!r}"))
+                window.undecodable.append((entry_id, f"undecodable entry: {exc!r}"))
                 continue
-            current = batch.winners.get(doc_id)
+            current = window.winners.get(doc_id)
             if current is None or version > current[0].version:
                 if current is not None:
-                    batch.superseded[doc_id].append(current[1])
-                batch.winners[doc_id] = (Row(doc_id, data, version), entry_id)
+                    window.superseded[doc_id].append(current[1])
+                window.winners[doc_id] = (Row(doc_id, data, version), entry_id)
             else:
-                batch.superseded[doc_id].append(entry_id)
-        return batch
+                window.superseded[doc_id].append(entry_id)
 
     def _write(
         self, rows: list[Row], abort: threading.Event | None, deadline: float | None
@@ -429,9 +492,14 @@ class Flusher:
                 last = exc
                 self._counters.add(retried=1)
             else:
-                self._probe = rows[-1]
+                self._committed(rows[-1])
                 return rows, []
         return self._isolate(rows, last)
+
+    def _committed(self, row: Row) -> None:
+        """The store took a write: its row is the probe now, and suspects need none."""
+        self._probe = row
+        self._suspects.clear()
 
     def _isolate(
         self, rows: list[Row], last: BaseException | None
@@ -443,12 +511,12 @@ class Flusher:
         if no row was written either, StoreUnavailable: the whole batch stays pending.
         """
         written: list[Row] = []
-        suspects = rows
+        trying = rows
         errors: dict[str, BaseException] = {}
         for _ in range(2):  # a second chance: a store back mid-pass must not reject rows
             failed: list[Row] = []
             took_one_since = False  # has the store taken a write since the last refusal?
-            for row in suspects:
+            for row in trying:
                 try:
                     self._store.upsert_many([row])
                 except Exception as exc:
@@ -458,7 +526,7 @@ class Flusher:
                     self._counters.add(retried=1)
                 else:
                     written.append(row)
-                    self._probe = row
+                    self._committed(row)
                     took_one_since = True
             if not failed:
                 return written, []
@@ -466,15 +534,15 @@ class Flusher:
                 # Maybe an outage: nothing is rejected, the refused rows stay pending.
                 if written:
                     return written, []
-                if self._probe is None:  # nothing to probe with: let new entries join
-                    self._read_past = True
+                if self._probe is None:  # nothing to judge them by: try other rows first
+                    self._suspects.update(row.id for row in rows)
                 raise StoreUnavailable(
                     f"no row of the batch could be written, and no write proved the store "
                     f"up: {last!r}"
                 ) from last
-            suspects = failed
+            trying = failed
         return written, [
-            (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}") for row in suspects
+            (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}") for row in trying
         ]
 
     def _store_takes_writes(self) -> bool:

@@ -3,9 +3,10 @@
 The pattern
     ``set(id, data)`` caches the value and appends the write to a Redis stream, in one
     Lua script, and returns: the caller never waits for the database. A flusher reads
-    the stream in batches through a consumer group, keeps the latest write of each row,
-    writes the rows with ``store.upsert_many`` and only after that commit acknowledges
-    the entries. ``start()`` runs a flusher in a background thread; the command ::
+    the stream through a consumer group, up to ``read_limit`` entries at a time, keeps
+    the latest write of each row, writes the rows with ``store.upsert_many`` in batches
+    of ``batch_size`` rows, and acknowledges each batch's entries only after its commit.
+    ``start()`` runs a flusher in a background thread; the command ::
 
         python -m templategen.reference.write_behind --redis-url URL --sqlite PATH
 
@@ -22,7 +23,9 @@ Guarantees
       no-ops: each write carries a per-row version that only grows, and
       ``upsert_many`` skips rows whose version the store already has. So the store
       never goes back to an older write, in whatever order batches commit.
-    - Coalescing: a batch writes each row at most once, with its highest version.
+    - Coalescing: a flush writes each row at most once, with its highest version, for
+      all the writes it reads (up to ``read_limit``, 10,000 by default): a backlog of
+      10,000 writes over 100 rows is 100 row writes, not 10,000.
     - A dirty value never expires: it is cached without a TTL, and the TTL (``ttl``)
       starts only after the store commit, and only if no newer write came meanwhile.
     - Read-your-writes: ``get`` returns the latest ``set`` of any process while it is
@@ -31,8 +34,10 @@ Guarantees
       entries stay pending; writes that can never be stored are dead-lettered.
 
 Failure modes
-    - Flusher killed before, during or after a commit: see "no loss" above; a batch
-      committed but not acknowledged is written again, as a no-op.
+    - Flusher killed before, during, after or between commits: see "no loss" above; the
+      batches it committed are acknowledged (each with the older writes of its rows),
+      a batch committed but not acknowledged is written again, as a no-op, and the rest
+      of what it read stays pending, every write of each row not yet committed included.
     - Redis down: ``set`` raises :class:`~.errors.CacheUnavailableError` (a write that
       cannot be made durable is never accepted quietly; retrying it is harmless), and
       so does ``get`` (the store may be behind the queue). Flushers wait and resume.
@@ -47,18 +52,23 @@ Failure modes
       which changes nothing), goes to the dead-letter stream with the error text, and
       the rest of the batch is flushed. The cache keeps the rejected value (no TTL)
       until the row is written again. ``_write_behind_flusher`` explains the choice.
-    - A batch of refused rows only (a few poison rows, or one hot row written
-      ``batch_size`` times or more) does not stall the writes behind it: the probe
-      settles it at once. A flusher that has committed nothing yet has no probe: it
-      keeps that batch pending and reads past it (the next batch may then hold more
-      than ``batch_size`` entries, and twice as many rows), and dead-letters it once a
-      healthy row is written. A queue of refused rows only stays pending until then.
+    - A batch of refused rows only (a few poison rows, or one hot row's writes) does
+      not stall the writes behind it: the probe settles it at once. A flusher that has
+      committed nothing yet has no probe: it keeps those rows pending, writes other rows
+      first (reading past the refused ones when nothing else is in reach, up to
+      ``read_limit`` more entries), and dead-letters them once a healthy row is
+      written. A queue of refused rows only stays pending until then.
     - Store down, with poison in the queue: no write is taken, so nothing is
       dead-lettered. Only a store that flaps twice within one row-by-row pass (down
       for a row, up for the next write, down for it again, up again) can have a
       healthy row dead-lettered; it stays in the dead-letter stream, to replay.
-    - A flusher slower than ``claim_idle`` has its batch claimed and written twice
-      (harmless); keep ``claim_idle`` well above the time a batch takes.
+    - Slow store: a flush that has spent ``claim_idle / 2`` writing its batches leaves
+      the rest pending and reads it again at once, restarting its idle time, so no other
+      flusher claims it. Only a single batch slower than that (retries included) has
+      its entries claimed and written twice (harmless); keep ``claim_idle`` well above
+      the time a batch takes.
+    - Memory: a flush holds up to ``read_limit`` entries, decoded (twice that while it
+      reads past refused rows); lower ``read_limit`` for large values.
     - Eviction: under ``maxmemory-policy allkeys-*`` Redis may evict the queue or a
       dirty value. Use ``noeviction`` or a ``volatile-*`` policy.
 
@@ -102,6 +112,8 @@ Deviations from the design page
       doc_id, data)`` becomes ``set(doc_id, data)``, returning the queued ``Row``.
     - The queue is in Redis, not in process memory; a failed bulk write keeps its
       batch (the design cleared it); a dirty value cannot expire before its flush.
+    - ``batch_size`` counts rows per store write, after coalescing; ``read_limit``
+      (new) counts the entries one flush reads and coalesces.
     - ``stop(timeout)`` drains with a deadline. New: ``get``, ``flush``, ``stats``.
 """
 
@@ -198,6 +210,7 @@ return 1
 """
 
 _MAX_BATCH = 10_000
+_MAX_READ_LIMIT = 100_000
 _MAX_RETRIES = 100
 
 
@@ -223,11 +236,11 @@ def _require_int(value: object, name: str, low: int, high: int) -> int:
 class WriteBehindCache:
     """Cache writes in Redis and queue them there; flushers write them to a :class:`Store`.
 
-    ``ttl`` is how long a value stays cached after its flush. Flushers: ``batch_size``
-    entries per store write, at most ``flush_interval`` seconds between flushes when
-    idle, ``claim_idle`` seconds before a silent flusher's entries are taken over,
-    ``max_retries`` retries (``backoff`` seconds, doubling) before a failing batch is
-    written row by row to find a poison row.
+    ``ttl`` is how long a value stays cached after its flush. Flushers: ``read_limit``
+    entries read and coalesced per flush, ``batch_size`` rows per store write, at most
+    ``flush_interval`` seconds between flushes when idle, ``claim_idle`` seconds before
+    a silent flusher's entries are taken over, ``max_retries`` retries (``backoff``
+    seconds, doubling) before a failing batch is written row by row to find a poison row.
     """
 
     def __init__(
@@ -240,6 +253,7 @@ class WriteBehindCache:
         stream: str | None = None,
         group: str = "flushers",
         batch_size: int = 100,
+        read_limit: int = 10_000,
         flush_interval: float = 1.0,
         claim_idle: float = 30.0,
         max_retries: int = 3,
@@ -260,6 +274,7 @@ class WriteBehindCache:
         self._policy = Policy(
             ttl_ms=to_ms(require_positive_seconds(ttl, "ttl")),
             batch_size=_require_int(batch_size, "batch_size", 1, _MAX_BATCH),
+            read_limit=_require_int(read_limit, "read_limit", 1, _MAX_READ_LIMIT),
             flush_interval=require_positive_seconds(flush_interval, "flush_interval"),
             claim_idle_ms=to_ms(require_positive_seconds(claim_idle, "claim_idle")),
             max_retries=_require_int(max_retries, "max_retries", 0, _MAX_RETRIES),
@@ -409,7 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add("--stream", help="Stream name (default: PREFIX:queue).")
     add("--group", default="flushers", help="Consumer group name.")
-    add("--batch-size", type=int, default=100, help="Entries per store write.")
+    add("--batch-size", type=int, default=100, help="Rows per store write.")
+    add(
+        "--read-limit",
+        type=int,
+        default=10_000,
+        help="Queued writes one flush reads and coalesces (one row per id, latest wins).",
+    )
     add("--flush-interval", type=float, default=1.0, help="Seconds between flushes when idle.")
     add(
         "--claim-idle",
@@ -433,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=args.stream,
             group=args.group,
             batch_size=args.batch_size,
+            read_limit=args.read_limit,
             flush_interval=args.flush_interval,
             claim_idle=args.claim_idle,
             max_retries=args.max_retries,

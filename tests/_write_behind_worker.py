@@ -2,9 +2,10 @@
 
 Usage: python _write_behind_worker.py REDIS_URL SQLITE_PATH MARKER_PATH PREFIX
 
-Its store commits the first half of its first batch, writes MARKER_PATH, then stalls
-inside ``upsert_many``: a SIGKILL sent once the marker exists lands mid-batch, after a
-partial commit and before any XACK.
+Its flusher reads the whole queue as one window and writes it in batches of 20 rows.
+The store commits the first batch, then the first half of the second, writes
+MARKER_PATH, and stalls inside ``upsert_many``: a SIGKILL sent once the marker exists
+lands mid-batch, after the first batch's XACK and a partial commit of the second.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class StallingStore:
     def __init__(self, inner: SQLiteStore, marker: Path) -> None:
         self.inner = inner
         self.marker = marker
+        self.calls = 0
 
     def get(self, id: str) -> Row | None:
         return self.inner.get(id)
@@ -33,6 +35,9 @@ class StallingStore:
 
     def upsert_many(self, rows: Iterable[Row]) -> int:
         batch = list(rows)
+        self.calls += 1
+        if self.calls == 1:
+            return self.inner.upsert_many(batch)
         written = self.inner.upsert_many(batch[: len(batch) // 2])
         self.marker.write_text(f"{len(batch)} rows, {written} committed")
         time.sleep(3600)  # the test kills the process here
@@ -45,7 +50,7 @@ class StallingStore:
 def main(redis_url: str, sqlite_path: str, marker: str, prefix: str) -> None:
     store = StallingStore(SQLiteStore(sqlite_path), Path(marker))
     cache = WriteBehindCache(
-        redis.Redis.from_url(redis_url), store, prefix=prefix, batch_size=50, flush_interval=0.05
+        redis.Redis.from_url(redis_url), store, prefix=prefix, batch_size=20, flush_interval=0.05
     )
     cache.start()
     time.sleep(3600)
