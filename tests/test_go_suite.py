@@ -144,6 +144,8 @@ def test_every_pattern_with_scenarios_and_a_go_template_is_covered() -> None:
         "tag-invalidation",
         "version-invalidation",
         "write-through",
+        "write-behind",
+        "http-cache-headers",
     } <= set(GO_PATTERNS)
 
 
