@@ -329,6 +329,27 @@ def test_write_through_versions_decide_between_python_and_go_writers(sessions):
     assert (gone["value"], gone["loader_calls"]) == (None, 0)
 
 
+def test_write_behind_writes_queued_by_one_language_are_flushed_by_the_other(sessions):
+    go, py = sessions("write-behind", "go"), sessions("write-behind", "python")
+    # Each driver has its own store; they share the cached values, the version counters
+    # and the queue with its consumer group.
+    data = {"name": "é🐍", "n": [1, 2.5, None]}
+    go_version = go.op("set", args={"id": "u", "data": data})["value"]
+    assert py.op("get", args={"id": "u"})["value"] == data
+    assert py.op("set", args={"id": "u", "data": "python"})["value"] == go_version + 1
+    py.op("flush")  # Python's flusher writes the row once, with the newer write
+    assert py.op("store_calls")["value"] == [1]
+    assert py.op("store_get", args={"id": "u"})["value"] == "python"
+    assert go.op("get", args={"id": "u"})["value"] == "python"
+    py.op("set", args={"id": "v", "data": [3]})
+    go.op("set", args={"id": "w", "data": {"k": True}})
+    go.op("flush")
+    assert go.op("store_get", args={"id": "v"})["value"] == [3]
+    assert go.op("store_get", args={"id": "w"})["value"] == {"k": True}
+    stats = go.op("stats", args={"fields": ["queue_depth", "dead_letters"]})["value"]
+    assert stats == {"queue_depth": 0, "dead_letters": 0}
+
+
 # --- Redis going away -----------------------------------------------------------------
 
 
@@ -427,6 +448,31 @@ def test_write_through_with_redis_down_still_commits_and_fails_open_as_configure
         before = session.op("get", args={"id": "u"})["loader_calls"]
         hit = session.op("get", args={"id": "u"})
         assert (hit["value"], hit["loader_calls"]) == (row, before)
+    finally:
+        private_redis.start()
+        session.close()
+
+
+def test_write_behind_with_redis_down_accepts_no_write_and_times_out_flushes(
+    private_redis, tmp_path
+):
+    target = rendered_target(render("write-behind", "go"), tmp_path, "go")
+    session = Session(target, private_redis.url)
+    try:
+        private_redis.stop()
+        # A write that cannot be queued durably is refused, and a read does not fall
+        # back to the store, which may be behind the queue.
+        for op, args in (("set", {"id": "u", "data": 1}), ("get", {"id": "u"})):
+            response = session.send(op, args=args)
+            assert not response["ok"]
+            assert response["error"]["kind"] == "unavailable", response
+        flushed = session.send("flush", args={"timeout": 0.5})
+        assert flushed["error"]["kind"] == "flush_timeout", flushed
+        private_redis.start()
+        # Back up: go-redis reconnects on its own, and writes flow again.
+        session.op("set", args={"id": "u", "data": 2})
+        session.op("flush")
+        assert session.op("store_get", args={"id": "u"})["value"] == 2
     finally:
         private_redis.start()
         session.close()
