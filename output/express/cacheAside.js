@@ -53,8 +53,11 @@
  *   the request headers named in `vary`: `?a=1&b=2` and `?b=2&a=1` are one entry,
  *   `Accept-Language: de` and `en` two when `vary` names it.
  * - Only a GET's 200 is stored, and only when the response may be shared: never one
- *   marked `private`, `no-store` or `no-cache`, one that sets a cookie, one whose Vary
- *   names a header `vary` does not (or is `*`), or one over `maxBodyBytes`. A request
+ *   marked `private`, `no-store` or `no-cache` (by the route, or by middleware in front
+ *   of this one such as http-cache-headers' `privateUserData()`), one that sets a
+ *   cookie, one whose Vary names a header `vary` does not (or is `*`), or one over
+ *   `maxBodyBytes`. What is stored is the route's response as it reached this
+ *   middleware: the middleware in front runs again on every hit. A request
  *   with Authorization is neither answered from nor stored in the cache unless `vary`
  *   names Authorization: one user's response is never served to another.
  * - No stale set: a response rendered *before* an `invalidate` (or any delete or set of
@@ -1439,30 +1442,55 @@ class ResponseRecorder {
 }
 
 /**
+ * The Cache-Control directive in `value` that forbids sharing a response, or null.
+ * @param {string | number | string[] | undefined} value
+ * @returns {string | null}
+ */
+function notSharedDirective(value) {
+  for (const part of (joined(value) ?? "").split(",")) {
+    const directive = (part.split("=")[0] ?? "").trim().toLowerCase();
+    if (NOT_SHARED.has(directive)) {
+      return directive;
+    }
+  }
+  return null;
+}
+
+/**
  * Why `response` may not be stored for everyone who sends the same key, or null.
+ *
+ * `response` is the route's, as it reached this middleware; `res` is what was sent,
+ * after the middleware in front of this one. Those run again on every hit, so their
+ * Vary and their status are theirs to recompute; but a Cache-Control that one of them
+ * made private (http-cache-headers' privateUserData()) says the route's content is
+ * personal, and it is never stored.
  * @param {StoredResponse} response
+ * @param {ServerResponse} res
  * @param {ReadonlySet<string>} varyNames
  * @returns {string | null}
  */
-function notStorable(response, varyNames) {
+function notStorable(response, res, varyNames) {
   if (response.status !== 200) {
     return `status ${response.status}`;
   }
+  if (res.statusCode !== 200 && res.statusCode !== 304) {
+    return `status ${res.statusCode} was sent`;
+  }
+  const sent = notSharedDirective(res.getHeader("cache-control"));
+  if (sent !== null) {
+    return `Cache-Control ${sent} was sent`;
+  }
   for (const [name, value] of response.headers) {
-    const lower = name.toLowerCase();
     const text = Array.isArray(value) ? value.join(",") : value;
-    if (lower === "set-cookie") {
+    if (name === "set-cookie") {
       return "it sets a cookie";
     }
-    if (lower === "cache-control") {
-      for (const part of text.split(",")) {
-        const directive = (part.split("=")[0] ?? "").trim().toLowerCase();
-        if (NOT_SHARED.has(directive)) {
-          return `Cache-Control ${directive}`;
-        }
-      }
+    const directive =
+      name === "cache-control" ? notSharedDirective(text) : null;
+    if (directive !== null) {
+      return `Cache-Control ${directive}`;
     }
-    if (lower === "vary") {
+    if (name === "vary") {
       for (const part of text.split(",")) {
         const header = part.trim().toLowerCase();
         if (header !== "" && !varyNames.has(header)) {
@@ -1677,7 +1705,7 @@ class ResponseCache {
       const why =
         response === null
           ? "incomplete"
-          : notStorable(response, this.#varyNames);
+          : notStorable(response, res, this.#varyNames);
       const work =
         response === null || why !== null
           ? releaseLease(this.#redis, key, token)
