@@ -33,9 +33,9 @@ __all__ = [
     "ServerCounts",
     "Summary",
     "async_counting_pool",
-    "cost_per_call",
     "counting_client",
     "counting_pool",
+    "extra_cost",
     "prewarm",
     "time_calls",
 ]
@@ -286,30 +286,43 @@ def breakdown(commands: Counter[str], per: int = 1) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """Where one call's time goes: CPU of this process and of the redis-server."""
+    """CPU µs of this process and of the redis-server (per call, or beyond a floor)."""
 
     client_cpu_us: float
     server_cpu_us: float
 
 
-def cost_per_call(
-    fn: Callable[[], object], server: ServerCounts, n: int = 1000, runs: int = 3
-) -> Cost:
-    """CPU time per call of this process and of the redis-server: the least of ``runs``.
+def _cpu_run(fn: Callable[[], object], server: ServerCounts, n: int) -> tuple[float, float]:
+    server_cpu, cpu = server.cpu_seconds(), time.process_time()
+    for _ in range(n):
+        fn()
+    return (
+        (time.process_time() - cpu) / n * 1e6,
+        (server.cpu_seconds() - server_cpu) / n * 1e6,
+    )
 
-    Both are work done, not waiting, so they move much less with the machine's load
-    than wall-clock time does (the server's includes its network system calls); the
-    least of a few runs drops the ones that other processes' cache pressure inflated.
+
+def extra_cost(
+    fn: Callable[[], object],
+    floor: Callable[[], object],
+    server: ServerCounts,
+    n: int = 1000,
+    pairs: int = 5,
+) -> Cost:
+    """CPU µs per call that ``fn`` costs beyond ``floor``, in this process and the server.
+
+    CPU time is work done, not waiting, but a busy machine still inflates it (caches,
+    clock), so it is taken in adjacent runs of ``fn`` and of ``floor``: the median of
+    the pairs' differences.
     """
     fn()
+    floor()
     client, remote = [], []
-    for _ in range(runs):
-        server_cpu, cpu = server.cpu_seconds(), time.process_time()
-        for _ in range(n // runs):
-            fn()
-        client.append((time.process_time() - cpu) / (n // runs) * 1e6)
-        remote.append((server.cpu_seconds() - server_cpu) / (n // runs) * 1e6)
-    return Cost(min(client), min(remote))
+    for _ in range(pairs):
+        mine, base = _cpu_run(fn, server, n // pairs), _cpu_run(floor, server, n // pairs)
+        client.append(mine[0] - base[0])
+        remote.append(mine[1] - base[1])
+    return Cost(statistics.median(client), statistics.median(remote))
 
 
 def time_calls(fn: Callable[[], object], n: int) -> float:
