@@ -3,6 +3,7 @@
 //   key_prefix = "wb"  (default)
 //   ttl = 3600.0  (default)
 //   batch_size = 100  (default)
+//   read_limit = 10000  (default)
 //   flush_interval = 1.0  (default)
 //   claim_idle = 30.0  (default)
 //   max_retries = 3  (default)
@@ -21,12 +22,12 @@
 // reads Redis, and on a miss the store. Start runs a flusher in a goroutine; any number
 // of flushers, in any number of processes, may share a stream.
 //
-//	cache, err := New[User](rdb, db, DefaultConfig()) // db implements Store[User]
+//	cache, err := New[User](rdb, db, DefaultConfig())          // db implements Store[User]
 //	...
-//	err = cache.Start(ctx)                                 // the background flusher
+//	err = cache.Start(ctx)                                     // a flusher goroutine
 //	queued, err := cache.Set(ctx, "user:1", User{Name: "Ada"}) // cached and queued
-//	row, found, err := cache.Get(ctx, "user:1")             // read back from Redis
-//	err = cache.Stop(ctx, 30*time.Second)                   // drain, then stop
+//	row, found, err := cache.Get(ctx, "user:1")                // read back from Redis
+//	err = cache.Stop(ctx, 30*time.Second)                      // drain the queue, then stop
 //
 // # Guarantees
 //
