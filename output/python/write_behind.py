@@ -3,6 +3,7 @@
 #   key_prefix = 'wb'  (default)
 #   ttl = 3600.0  (default)
 #   batch_size = 100  (default)
+#   read_limit = 10000  (default)
 #   flush_interval = 1.0  (default)
 #   claim_idle = 30.0  (default)
 #   max_retries = 3  (default)
@@ -15,8 +16,9 @@
 
 ``set(id, data)`` caches the value and appends the write to a Redis stream, in one Lua
 script, and returns: the caller never waits for the database. A flusher reads the
-stream in batches through a consumer group, keeps the latest write of each row, writes
-the rows with ``store.upsert_many`` and only after that commit acknowledges the entries.
+stream through a consumer group, up to ``read_limit`` entries at a time, keeps the
+latest write of each row, writes the rows with ``store.upsert_many`` in batches of
+``batch_size`` rows, and acknowledges each batch's entries only after its commit.
 ``get`` reads Redis, and on a miss the store. Usage, with ``cache`` an instance of the
 class below, built from a ``redis.Redis`` and a :class:`Store` such as
 ``SQLiteStore("app.db")``::
@@ -45,7 +47,9 @@ Guarantees
       no-ops: each write carries a per-row version that only grows, and
       ``upsert_many`` skips rows whose version the store already has. So the store
       never goes back to an older write, in whatever order batches commit.
-    - Coalescing: a batch writes each row at most once, with its highest version.
+    - Coalescing: a flush writes each row at most once, with its highest version, for
+      all the writes it reads (up to ``read_limit``): a backlog of 10,000 writes over
+      100 rows is 100 row writes, not 10,000.
     - A dirty value never expires: it is cached without a TTL, and the TTL (``ttl``)
       starts only after the store commit, and only if no newer write came meanwhile.
     - Read-your-writes: ``get`` returns the latest ``set`` of any process while it is
@@ -54,8 +58,11 @@ Guarantees
       entries stay pending; writes that can never be stored are dead-lettered.
 
 Failure modes
-    - Flusher killed before, during or after a commit: see "no loss" above; a batch
-      committed but not acknowledged is written again, as a no-op.
+    - Flusher killed before, during, after or between commits: see "no loss" above;
+      the batches it committed are acknowledged (each with the older writes of its
+      rows), a batch committed but not acknowledged is written again, as a no-op, and
+      the rest of what it read stays pending, every write of each row not yet
+      committed included.
     - Redis down: ``set`` raises CacheUnavailableError (a write that cannot be made
       durable is never accepted quietly; retrying it is harmless), and so does ``get``
       (the store may be behind the queue). Flushers wait and resume.
@@ -70,18 +77,23 @@ Failure modes
       which changes nothing), goes to the dead-letter stream with the error text, and
       the rest of the batch is flushed. The cache keeps the rejected value (no TTL)
       until the row is written again. The flusher's section below explains the choice.
-    - A batch of refused rows only (a few poison rows, or one hot row written
-      ``batch_size`` times or more) does not stall the writes behind it: the probe
-      settles it at once. A flusher that has committed nothing yet has no probe: it
-      keeps that batch pending and reads past it (the next batch may then hold more
-      than ``batch_size`` entries, and twice as many rows), and dead-letters it once a
-      healthy row is written. A queue of refused rows only stays pending until then.
+    - A batch of refused rows only (a few poison rows, or one hot row's writes) does
+      not stall the writes behind it: the probe settles it at once. A flusher that has
+      committed nothing yet has no probe: it keeps those rows pending, writes other
+      rows first (reading past the refused ones when nothing else is in reach, up to
+      ``read_limit`` more entries), and dead-letters them once a healthy row is
+      written. A queue of refused rows only stays pending until then.
     - Store down, with poison in the queue: no write is taken, so nothing is
       dead-lettered. Only a store that flaps twice within one row-by-row pass (down
       for a row, up for the next write, down for it again, up again) can have a
       healthy row dead-lettered; it stays in the dead-letter stream, to replay.
-    - A flusher slower than ``claim_idle`` has its batch claimed and written twice
-      (harmless); keep ``claim_idle`` well above the time a batch takes.
+    - Slow store: a flush that has spent ``claim_idle / 2`` writing its batches leaves
+      the rest pending and reads it again at once, restarting its idle time, so no
+      other flusher claims it. Only a single batch slower than that (retries included)
+      has its entries claimed and written twice (harmless); keep ``claim_idle`` well
+      above the time a batch takes.
+    - Memory: a flush holds up to ``read_limit`` entries, decoded (twice that while it
+      reads past refused rows); lower ``read_limit`` for large values.
     - Eviction: under ``maxmemory-policy allkeys-*`` Redis may evict the queue or a
       dirty value. Use ``noeviction`` or a ``volatile-*`` policy.
 
@@ -115,10 +127,10 @@ Wire format (shared with every language; ``{p}`` is the prefix, ``KEY_PREFIX`` h
       hash-tagged prefix and stream (``prefix="{users}"``) so that they share a slot.
 
 Configuration
-    ``KEY_PREFIX``, ``TTL``, ``BATCH_SIZE``, ``FLUSH_INTERVAL``, ``CLAIM_IDLE``,
-    ``MAX_RETRIES`` and ``BACKOFF`` below are the defaults of every cache and of the
-    flusher command; each can be overridden per instance. The serializer is fixed when
-    the file is generated.
+    ``KEY_PREFIX``, ``TTL``, ``BATCH_SIZE``, ``READ_LIMIT``, ``FLUSH_INTERVAL``,
+    ``CLAIM_IDLE``, ``MAX_RETRIES`` and ``BACKOFF`` below are the defaults of every
+    cache and of the flusher command; each can be overridden per instance. The
+    serializer is fixed when the file is generated.
     The client must be a ``redis.Redis`` that returns bytes (``decode_responses`` off).
     The database is reached through :class:`Store`: ``get`` and a versioned,
     idempotent ``upsert_many``. :class:`SQLiteStore` is the embedded one.
@@ -140,7 +152,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -174,16 +186,16 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "wb"
 TTL = 3600.0
 BATCH_SIZE = 100
+READ_LIMIT = 10000
 FLUSH_INTERVAL = 1.0
 CLAIM_IDLE = 30.0
 MAX_RETRIES = 3
 BACKOFF = 0.1
 
 _MAX_BATCH = 10_000
+_MAX_READ_LIMIT = 100_000
 _MAX_RETRIES = 100
 _MAX_BACKOFF = 30.0
-# Reading past a refused batch (see the flusher) takes in at most this many entries.
-_READ_PAST_LIMIT = 10_000
 # While draining, the entries left may be pending on another live flusher: poll.
 _DRAIN_POLL = 0.05
 
@@ -523,11 +535,26 @@ class SQLiteStore:
 
 # --- the flusher: from the stream into the store --------------------------------------
 #
-# One batch, in order: claim entries that a crashed flusher left pending for claim_idle
-# (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed attempt
-# left behind), then new ones (XREADGROUP), up to batch_size. Decode them, keep the
-# highest version per row, upsert_many the rows, and only after that commit
-# acknowledge and delete the entries (and start the cached values' TTL).
+# One flush, in order: claim entries that a crashed flusher left pending for
+# claim_idle (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed
+# or cut-short flush left behind), then new ones (XREADGROUP), up to read_limit
+# entries: the flush's window. Decode them and keep the highest version of each row.
+# Then write the rows in batches of batch_size rows (upsert_many), and after each
+# batch's commit acknowledge and delete the entries of its rows, their older writes
+# included (and start the cached values' TTL).
+#
+# Window and batch are two bounds. Coalescing merges only the writes a flusher holds
+# at once: a backlog of 10,000 writes over 100 rows, read 100 entries at a time, is 100
+# batches of 100 distinct rows, 10,000 row writes; read as one window it is 100 rows,
+# one batch. read_limit bounds the memory of a flush (that many entries, decoded);
+# batch_size bounds one store transaction. Each entry is acknowledged with the batch
+# that commits its row, never before: a crash between two batches leaves the rest of
+# the window pending, every write of each row not yet committed included, and another
+# flusher claims it; a batch committed but not acknowledged is written again, a no-op.
+# Between batches a flush stops early when it is stopping, at its deadline, or once it
+# has spent claim_idle / 2 on its window: the rest stays pending on this consumer, and
+# the next flush reads it again first (XREADGROUP from 0, which restarts the entries'
+# idle time), so no other flusher claims entries this one is working through.
 #
 # Poison or outage. A batch the store keeps refusing (max_retries retries) is written
 # row by row. A row refused alone is either poison (it can never be written) or met an
@@ -541,20 +568,22 @@ class SQLiteStore:
 # The probe replays the last row this flusher committed, kept in memory. The store
 # already has that row at that version, so under the Store contract the replay writes
 # nothing: it succeeds exactly when the store takes writes. A batch of refused rows
-# alone (distinct poison rows, or one hot row whose batch_size entries coalesce into
-# one) is therefore settled at once by a flusher that has written anything since it
-# started.
+# alone (distinct poison rows, or one hot row whose writes coalesce into one) is
+# therefore settled at once by a flusher that has written anything since it started.
 #
 # A flusher that has written nothing yet has no probe. Its refused batch stays
-# pending, and because its pending entries are read first, retrying that batch alone
-# would stall the queue behind it for good. So the next batch reads past it: the
-# pending entries plus new ones, read until one belongs to another row than the
-# pending ones (a hot row's entries coalesce into its one row, and would fill batch
-# after batch) or none are left, at most _READ_PAST_LIMIT. A healthy row among them is
-# written, proving the store up (and becoming the probe) while the refused rows wait
-# for their second pass. During an outage such a flusher takes in one more batch of
-# entries per retry; they stay pending, claimable by other flushers once idle for
-# claim_idle.
+# pending, and because pending entries are read first and a window's rows are written
+# in order, the next flush would meet the same rows first and stall the queue behind
+# them for good. So it remembers them as suspects, and a window's suspect rows are
+# written after its other rows. A window of suspects alone (their pending entries
+# filled it: a hot row written read_limit times, or that many refused rows) reads past
+# them: new entries, until one is of a row that is no suspect, or none are left, at
+# most read_limit more. A healthy row written that way proves the store up (and
+# becomes the probe), and the suspects are settled by the probe at their next attempt.
+# During an outage such a flusher tries one batch per flush, of rows not tried yet
+# while there are any; entries it read past stay pending, claimable by other flushers
+# once idle for claim_idle. Suspects are kept only for the rows of the current window,
+# and forgotten at the first commit.
 #
 # Why not another probe: replaying the refused row's own store version (read by get)
 # carries the same id, so a refusal tied to the row (a constraint or trigger on it, a
@@ -591,7 +620,8 @@ class Policy:
     """How the flusher batches, waits and retries."""
 
     ttl_ms: int
-    batch_size: int
+    batch_size: int  # rows per store write
+    read_limit: int  # entries per window
     flush_interval: float
     claim_idle_ms: int
     max_retries: int
@@ -630,15 +660,19 @@ _RETRYABLE: tuple[type[BaseException], ...] = (StoreUnavailable, *REDIS_OUTAGE_E
 
 
 @dataclass
-class _Batch:
-    """Entries decoded and coalesced: the highest version of each row wins."""
+class _Window:
+    """The entries one flush read, coalesced: the highest version of each row wins."""
 
-    winners: dict[str, tuple[Row, bytes]]
-    superseded: defaultdict[str, list[bytes]]
-    gone: list[bytes]  # deleted while pending (already handled elsewhere): ack only
-    undecodable: list[tuple[bytes, str]]
+    read: int = 0  # entries read, whatever became of them
+    winners: dict[str, tuple[Row, bytes]] = field(default_factory=dict)
+    superseded: defaultdict[str, list[bytes]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    gone: list[bytes] = field(default_factory=list)  # deleted while pending: ack only
+    undecodable: list[tuple[bytes, str]] = field(default_factory=list)
 
     def entry_ids(self, rows: list[Row]) -> list[bytes]:
+        """Every entry of these rows: the winning write and the older ones."""
         return [
             i
             for row in rows
@@ -653,7 +687,7 @@ def _entries(reply: Any) -> list[Entry]:
 
 
 class Flusher:
-    """Reads batches through the consumer group and writes them to the store."""
+    """Reads windows through the consumer group and writes them in batches of rows."""
 
     def __init__(
         self,
@@ -676,14 +710,13 @@ class Flusher:
         self._dead_letter_script = client.register_script(DEAD_LETTER_LUA)
         self._retire = client.register_script(RETIRE_CONSUMER_LUA)
         self._claim_from: bytes | str = "0-0"
-        # The thread and flush() share one consumer name: one batch at a time.
-        self._batch_lock = threading.Lock()
+        # The thread and flush() share one consumer name: one window at a time.
+        self._window_lock = threading.Lock()
         # The last row this flusher committed: replayed as a no-op to probe the store.
         self._probe: Row | None = None
-        # Set when a batch of refused rows stayed pending with no probe to judge it:
-        # until there is a probe, batches read past their pending entries, or those
-        # entries would be all this flusher ever reads.
-        self._read_past = False
+        # Rows refused with no probe to judge them: written after the others, and read
+        # past when a window holds nothing else, or they would be all it ever tries.
+        self._suspects: set[str] = set()
 
     def ensure_group(self) -> None:
         """Create the stream and group, from ID 0: writes queued before it count too."""
@@ -700,12 +733,12 @@ class Flusher:
         self._retire(keys=[layout.stream], args=[layout.group, self.consumer])
 
     def run(self, stopping: threading.Event) -> None:
-        """The background loop: a batch, then the rest of flush_interval unless full."""
+        """The background loop: a window, then flush_interval's rest unless more."""
         failures = 0
         while not stopping.is_set():
             started = time.monotonic()
             try:
-                settled = self.flush_batch(abort=stopping)
+                _, more = self.flush_window(abort=stopping)
             except StoreUnavailable as exc:
                 failures += 1
                 logger.warning(
@@ -725,7 +758,7 @@ class Flusher:
                 if failures:
                     logger.warning("write-behind: flusher running again")
                 failures = 0
-                if settled < self._policy.batch_size:
+                if not more:
                     elapsed = time.monotonic() - started
                     stopping.wait(self._policy.flush_interval - elapsed)
                 continue
@@ -745,8 +778,8 @@ class Flusher:
                     mark = cast(bytes, newest[0][0])
                 if not self._client.xrange(self._layout.stream, "-", mark, count=1):
                     return
-                settled = self.flush_batch(deadline=deadline)
-                failures, pause = 0, (_DRAIN_POLL if settled == 0 else 0.0)
+                read, _ = self.flush_window(deadline=deadline)
+                failures, pause = 0, (_DRAIN_POLL if read == 0 else 0.0)
             except _RETRYABLE as exc:
                 last_error, failures = exc, failures + 1
                 pause = self._policy.delay(failures)
@@ -759,44 +792,88 @@ class Flusher:
                 )
             time.sleep(min(pause, remaining))
 
-    def flush_batch(
+    def flush_window(
         self, *, abort: threading.Event | None = None, deadline: float | None = None
-    ) -> int:
-        """Flush one batch; how many entries it read. StoreUnavailable: all pending."""
-        with self._batch_lock:
-            entries = self._read_batch()
-            if not entries:
-                return 0
-            batch = self._decode(entries)
-            for entry_id, error in batch.undecodable:
+    ) -> tuple[int, bool]:
+        """Flush one window: (entries read, whether more may be waiting right now).
+
+        StoreUnavailable: the batch it was writing and the rest of the window stay
+        pending.
+        """
+        with self._window_lock:
+            read_at = time.monotonic()
+            window = self._read_window()
+            if not window.read:
+                return 0, False
+            for entry_id, error in window.undecodable:
                 self._dead_letter(entry_id, error)
-            rows = [row for row, _ in batch.winners.values()]
-            written, rejected = self._write(rows, abort, deadline) if rows else ([], [])
-            if written or batch.gone:
-                ids = batch.entry_ids(written)
+            if window.gone:
                 self._ack(
-                    keys=[self._layout.stream, *self._row_keys(written)],
-                    args=[
-                        self._layout.group,
-                        self._policy.ttl_ms,
-                        len(written),
-                        *(row.version for row in written),
-                        *ids,
-                        *batch.gone,
-                    ],
+                    keys=[self._layout.stream],
+                    args=[self._layout.group, 0, 0, *window.gone],
                 )
-                self._counters.add(flushed=len(ids))
-            for row, error in rejected:
-                # The rejected row's older writes are superseded by it: settle them
-                # without writing them.
-                superseded = batch.superseded[row.id]
-                if superseded:
-                    self._ack(
-                        keys=[self._layout.stream],
-                        args=[self._layout.group, 0, 0, *superseded],
-                    )
-                self._dead_letter(batch.winners[row.id][1], error)
-            return len(entries)
+            rows = [row for row, _ in window.winners.values()]
+            if self._probe is None and self._suspects:
+                # Stable: the other rows first, each group in queue order.
+                rows.sort(key=lambda row: row.id in self._suspects)
+            size = self._policy.batch_size
+            for start in range(0, len(rows), size):
+                if start and self._cut_short(read_at, abort, deadline):
+                    # The rest stays pending on this consumer, read first next time.
+                    return window.read, True
+                self._flush_batch(window, rows[start : start + size], abort, deadline)
+            return window.read, window.read >= self._policy.read_limit
+
+    def _cut_short(
+        self, read_at: float, abort: threading.Event | None, deadline: float | None
+    ) -> bool:
+        """Stop between batches: stopping, at the deadline, or half-way to claim_idle.
+
+        Past claim_idle another flusher may claim the entries not yet written; the
+        next flush of this one reads them again instead, restarting their idle time.
+        """
+        now = time.monotonic()
+        return (
+            (abort is not None and abort.is_set())
+            or (deadline is not None and now >= deadline)
+            or (now - read_at) * 1000 >= self._policy.claim_idle_ms / 2
+        )
+
+    def _flush_batch(
+        self,
+        window: _Window,
+        rows: list[Row],
+        abort: threading.Event | None,
+        deadline: float | None,
+    ) -> None:
+        """Write one batch of rows, then settle the entries of those written or refused.
+
+        StoreUnavailable: the batch stays pending.
+        """
+        written, rejected = self._write(rows, abort, deadline)
+        if written:
+            ids = window.entry_ids(written)
+            self._ack(
+                keys=[self._layout.stream, *self._row_keys(written)],
+                args=[
+                    self._layout.group,
+                    self._policy.ttl_ms,
+                    len(written),
+                    *(row.version for row in written),
+                    *ids,
+                ],
+            )
+            self._counters.add(flushed=len(ids))
+        for row, error in rejected:
+            # The rejected row's older writes are superseded by it: settle them
+            # without writing them.
+            superseded = window.superseded[row.id]
+            if superseded:
+                self._ack(
+                    keys=[self._layout.stream],
+                    args=[self._layout.group, 0, 0, *superseded],
+                )
+            self._dead_letter(window.winners[row.id][1], error)
 
     def _row_keys(self, rows: list[Row]) -> list[str]:
         layout = self._layout
@@ -806,8 +883,9 @@ class Flusher:
             for key in (layout.data_key(row.id), layout.version_key(row.id))
         ]
 
-    def _read_batch(self) -> list[Entry]:
-        layout, size = self._layout, self._policy.batch_size
+    def _read_window(self) -> _Window:
+        layout, limit = self._layout, self._policy.read_limit
+        window = _Window()
         try:
             # Entries idle on any consumer past claim_idle (a crashed flusher's) become
             # ours; the cursor walks the pending list across calls instead of rescanning
@@ -818,27 +896,37 @@ class Flusher:
                 self.consumer,
                 self._policy.claim_idle_ms,
                 start_id=self._claim_from,
-                count=size,
+                count=limit,
             )
             self._claim_from = claimed[0]
-            # Our own pending entries first: a failed attempt left them, and
-            # XAUTOCLAIM may have added some.
+            # Our own pending entries first: a failed or cut-short flush left them, and
+            # XAUTOCLAIM may have added some. Reading them restarts their idle time.
             read = self._client.xreadgroup
-            batch = _entries(
-                read(layout.group, self.consumer, {layout.stream: "0"}, size)
+            self._decode(
+                window,
+                _entries(
+                    read(layout.group, self.consumer, {layout.stream: "0"}, limit)
+                ),
             )
-            if self._read_past and self._probe is None:
-                batch += self._read_past_rows_of(batch)
-            elif len(batch) < size:
-                batch += self._read_new(size - len(batch))
+            if window.read < limit:
+                self._decode(window, self._read_new(limit - window.read))
+            if (
+                window.read >= limit
+                and self._probe is None
+                and window.winners
+                and window.winners.keys() <= self._suspects
+            ):
+                self._read_past_suspects(window)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             # A Redis that lost its data (a restart without persistence) lost the
             # group too.
             self.ensure_group()
-            return []
-        return batch
+            return _Window()
+        # Only the rows of this window stay suspects: the memory stays bounded.
+        self._suspects.intersection_update(window.winners)
+        return window
 
     def _read_new(self, count: int) -> list[Entry]:
         layout = self._layout
@@ -848,38 +936,36 @@ class Flusher:
             )
         )
 
-    def _read_past_rows_of(self, pending: list[Entry]) -> list[Entry]:
-        """New entries until one is of a row not in ``pending``, or none are left."""
-        rows = {fields.get(b"id") for _, fields in pending}
-        more: list[Entry] = []
-        while len(more) < _READ_PAST_LIMIT:
-            chunk = self._read_new(self._policy.batch_size)
-            more += chunk
-            if not chunk or any(fields.get(b"id") not in rows for _, fields in chunk):
-                break
-        return more
+    def _read_past_suspects(self, window: _Window) -> None:
+        """New entries until one is of a row that is no suspect, or none are left."""
+        limit, read = self._policy.read_limit, 0
+        while read < limit:
+            chunk = self._read_new(min(self._policy.batch_size, limit - read))
+            read += len(chunk)
+            self._decode(window, chunk)
+            if not chunk or not window.winners.keys() <= self._suspects:
+                return
 
-    def _decode(self, entries: list[Entry]) -> _Batch:
-        batch = _Batch({}, defaultdict(list), [], [])
+    def _decode(self, window: _Window, entries: list[Entry]) -> None:
+        window.read += len(entries)
         for entry_id, fields in entries:
             if not fields:
-                batch.gone.append(entry_id)
+                window.gone.append(entry_id)
                 continue
             try:
                 doc_id = fields[b"id"].decode("utf-8")
                 version = int(fields[b"version"])
                 data = self._serializer.loads(fields[b"payload"])
             except (KeyError, ValueError, SerializationError) as exc:
-                batch.undecodable.append((entry_id, f"undecodable entry: {exc!r}"))
+                window.undecodable.append((entry_id, f"undecodable entry: {exc!r}"))
                 continue
-            current = batch.winners.get(doc_id)
+            current = window.winners.get(doc_id)
             if current is None or version > current[0].version:
                 if current is not None:
-                    batch.superseded[doc_id].append(current[1])
-                batch.winners[doc_id] = (Row(doc_id, data, version), entry_id)
+                    window.superseded[doc_id].append(current[1])
+                window.winners[doc_id] = (Row(doc_id, data, version), entry_id)
             else:
-                batch.superseded[doc_id].append(entry_id)
-        return batch
+                window.superseded[doc_id].append(entry_id)
 
     def _write(
         self, rows: list[Row], abort: threading.Event | None, deadline: float | None
@@ -898,9 +984,14 @@ class Flusher:
                 last = exc
                 self._counters.add(retried=1)
             else:
-                self._probe = rows[-1]
+                self._committed(rows[-1])
                 return rows, []
         return self._isolate(rows, last)
+
+    def _committed(self, row: Row) -> None:
+        """The store took a write: its row is the probe now, and suspects need none."""
+        self._probe = row
+        self._suspects.clear()
 
     def _isolate(
         self, rows: list[Row], last: BaseException | None
@@ -912,14 +1003,14 @@ class Flusher:
         pending; if no row was written either, StoreUnavailable: all stay pending.
         """
         written: list[Row] = []
-        suspects = rows
+        trying = rows
         errors: dict[str, BaseException] = {}
         # Two passes: a store that comes back mid-pass must not reject rows.
         for _ in range(2):
             failed: list[Row] = []
             # Has the store taken a write since the last refusal?
             took_one_since = False
-            for row in suspects:
+            for row in trying:
                 try:
                     self._store.upsert_many([row])
                 except Exception as exc:
@@ -929,7 +1020,7 @@ class Flusher:
                     self._counters.add(retried=1)
                 else:
                     written.append(row)
-                    self._probe = row
+                    self._committed(row)
                     took_one_since = True
             if not failed:
                 return written, []
@@ -937,16 +1028,16 @@ class Flusher:
                 # Maybe an outage: nothing is rejected, the refused rows stay pending.
                 if written:
                     return written, []
-                if self._probe is None:  # nothing to probe with: let new entries join
-                    self._read_past = True
+                if self._probe is None:  # nothing to judge them by: try others first
+                    self._suspects.update(row.id for row in rows)
                 raise StoreUnavailable(
                     "no row of the batch could be written, and no write proved the "
                     f"store up: {last!r}"
                 ) from last
-            suspects = failed
+            trying = failed
         return written, [
             (row, f"{type(errors[row.id]).__name__}: {errors[row.id]}")
-            for row in suspects
+            for row in trying
         ]
 
     def _store_takes_writes(self) -> bool:
@@ -1013,11 +1104,12 @@ class WriteBehindStats:
 class WriteBehindCache:
     """Cache writes in Redis and queue them there; flushers write them to a Store.
 
-    ``ttl`` is how long a value stays cached after its flush. Flushers: ``batch_size``
-    entries per store write, at most ``flush_interval`` seconds between flushes when
-    idle, ``claim_idle`` seconds before a silent flusher's entries are taken over,
-    ``max_retries`` retries (``backoff`` seconds, doubling) before a failing batch is
-    written row by row to find a poison row. The stream is ``PREFIX:queue`` unless
+    ``ttl`` is how long a value stays cached after its flush. Flushers: ``read_limit``
+    entries read and coalesced per flush, ``batch_size`` rows per store write, at most
+    ``flush_interval`` seconds between flushes when idle, ``claim_idle`` seconds before
+    a silent flusher's entries are taken over, ``max_retries`` retries (``backoff``
+    seconds, doubling) before a failing batch is written row by row to find a poison
+    row. The stream is ``PREFIX:queue`` unless
     ``stream`` is given.
     """
 
@@ -1031,6 +1123,7 @@ class WriteBehindCache:
         stream: str | None = None,
         group: str = "flushers",
         batch_size: int = BATCH_SIZE,
+        read_limit: int = READ_LIMIT,
         flush_interval: float = FLUSH_INTERVAL,
         claim_idle: float = CLAIM_IDLE,
         max_retries: int = MAX_RETRIES,
@@ -1051,6 +1144,7 @@ class WriteBehindCache:
         self._policy = Policy(
             ttl_ms=to_ms(require_positive_seconds(ttl, "ttl")),
             batch_size=_require_int(batch_size, "batch_size", 1, _MAX_BATCH),
+            read_limit=_require_int(read_limit, "read_limit", 1, _MAX_READ_LIMIT),
             flush_interval=require_positive_seconds(flush_interval, "flush_interval"),
             claim_idle_ms=to_ms(require_positive_seconds(claim_idle, "claim_idle")),
             max_retries=_require_int(max_retries, "max_retries", 0, _MAX_RETRIES),
@@ -1212,7 +1306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--group", default="flushers", help="Consumer group (default: %(default)s).")
     for flag, kind, default, what in (
         ("--ttl", float, TTL, "Seconds a flushed value stays cached"),
-        ("--batch-size", int, BATCH_SIZE, "Entries per store write"),
+        ("--batch-size", int, BATCH_SIZE, "Rows per store write"),
+        ("--read-limit", int, READ_LIMIT, "Queued writes one flush reads, coalesced"),
         ("--flush-interval", float, FLUSH_INTERVAL, "Seconds between idle flushes"),
         ("--claim-idle", float, CLAIM_IDLE, "Idle seconds before writes are claimed"),
         ("--max-retries", int, MAX_RETRIES, "Retries of a batch before it is split"),
@@ -1232,6 +1327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=args.stream,
             group=args.group,
             batch_size=args.batch_size,
+            read_limit=args.read_limit,
             flush_interval=args.flush_interval,
             claim_idle=args.claim_idle,
             max_retries=args.max_retries,

@@ -3,6 +3,7 @@
 //   key_prefix = "wb"  (default)
 //   ttl = 3600.0  (default)
 //   batch_size = 100  (default)
+//   read_limit = 10000  (default)
 //   flush_interval = 1.0  (default)
 //   claim_idle = 30.0  (default)
 //   max_retries = 3  (default)

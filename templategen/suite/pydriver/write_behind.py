@@ -86,6 +86,7 @@ class Adapter:
                 prefix=options["key_prefix"],
                 ttl=options["ttl"],
                 batch_size=options["batch_size"],
+                read_limit=options["read_limit"],
                 flush_interval=options["flush_interval"],
                 claim_idle=options["claim_idle"],
                 max_retries=options["max_retries"],
