@@ -34,6 +34,12 @@ time, the store then took a write: a row written later in the same pass, or a *p
 Without that proof its entries stay pending and are retried, with backoff: an outage
 never dead-letters a row, however long it lasts.
 
+A refused row whose version counter is past the write refused (a newer write of it is
+queued, in a later window: a window may hold part of a row's writes only) is not
+dead-lettered: its entries are acknowledged, and the newer write decides. So the queued
+writes of a poison row are dead-lettered once, as its latest write, even when they
+fall into several windows.
+
 The probe replays the last row this flusher committed, kept in memory. The store
 already has that row at that version, so under the Store contract the replay writes
 nothing: it succeeds exactly when the store takes writes. A batch of refused rows alone
@@ -385,12 +391,21 @@ class Flusher:
                 ],
             )
             self._counters.add(flushed=len(ids))
-        for row, error in rejected:
+        if not rejected:
+            return
+        layout = self._layout
+        latest = self._client.mget([layout.version_key(row.id) for row, _ in rejected])
+        for (row, error), version in zip(rejected, latest, strict=True):
+            entry_id, superseded = window.winners[row.id][1], window.superseded[row.id]
+            if version is not None and int(version) > row.version:
+                # A newer write of the row is queued (a later window has it) or settled:
+                # it decides, so this one is acknowledged, not dead-lettered as well.
+                self._ack(keys=[layout.stream], args=[layout.group, 0, 0, entry_id, *superseded])
+                continue
             # Older writes of a rejected row are superseded by it: settle them unwritten.
-            superseded = window.superseded[row.id]
             if superseded:
-                self._ack(keys=[self._layout.stream], args=[self._layout.group, 0, 0, *superseded])
-            self._dead_letter(window.winners[row.id][1], error)
+                self._ack(keys=[layout.stream], args=[layout.group, 0, 0, *superseded])
+            self._dead_letter(entry_id, error)
 
     def _row_keys(self, rows: list[Row]) -> list[str]:
         layout = self._layout

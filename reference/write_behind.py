@@ -50,8 +50,10 @@ Failure modes
       refused alone twice, each time followed by the store taking another write (a
       later row of the batch, or a probe: a replay of a row this flusher committed,
       which changes nothing), goes to the dead-letter stream with the error text, and
-      the rest of the batch is flushed. The cache keeps the rejected value (no TTL)
-      until the row is written again. ``_write_behind_flusher`` explains the choice.
+      the rest of the batch is flushed; a refused write already superseded by a newer
+      queued one is only acknowledged (the newer one decides). The cache keeps the
+      rejected value (no TTL) until the row is written again.
+      ``_write_behind_flusher`` explains the choice.
     - A batch of refused rows only (a few poison rows, or one hot row's writes) does
       not stall the writes behind it: the probe settles it at once. A flusher that has
       committed nothing yet has no probe: it keeps those rows pending, writes other rows

@@ -475,6 +475,27 @@ def test_a_hot_refused_row_written_batch_size_times_does_not_stall_the_writes_be
     assert redis_client.pttl("wb:data:hot") == -1  # refused: still dirty, kept
 
 
+def test_a_refused_write_superseded_by_a_newer_queued_one_is_not_dead_lettered_too(
+    redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
+) -> None:
+    # Windows of two entries split the poison row's writes: the first window refuses
+    # its older write while the newer one waits in the next window, which decides.
+    store = FlakyStore(SQLiteStore(tmp_path / "db.sqlite"), reject={"poison"})
+    cache = make_cache(store, read_limit=2)
+    cache.set("ok", "fine")
+    cache.flush()  # a committed row to probe with
+    cache.set("poison", "older")
+    cache.set("x", "fine")
+    newest = cache.set("poison", "newest")
+    cache.flush(timeout=5)
+
+    assert in_store(store, ["x", "poison"]) == {"x": "fine"}
+    [letter] = dead_letters(redis_client)
+    assert letter[b"payload"] == b'"newest"'
+    assert letter[b"version"] == str(newest.version).encode()
+    assert cache.stats().queue_depth == 0
+
+
 def test_refused_rows_stay_queued_until_the_store_is_seen_taking_a_write(
     redis_client: redis.Redis, tmp_path: Path, make_cache: Callable[..., WriteBehindCache]
 ) -> None:
