@@ -16,9 +16,10 @@
 // in batches.
 //
 // Set caches the value and appends the write to a Redis stream, in one Lua script, and
-// returns: the caller never waits for the database. A flusher reads the stream in
-// batches through a consumer group, keeps the latest write of each row, writes the rows
-// with the Store's UpsertMany and only after that commit acknowledges the entries. Get
+// returns: the caller never waits for the database. A flusher reads the stream through
+// a consumer group, up to ReadLimit entries at a time, keeps the latest write of each
+// row, writes the rows with the Store's UpsertMany in batches of BatchSize rows, and
+// acknowledges each batch's entries only after its commit. Get
 // reads Redis, and on a miss the store. Start runs a flusher in a goroutine; any number
 // of flushers, in any number of processes, may share a stream.
 //
@@ -39,7 +40,9 @@
 //     each write carries a per-row version that only grows, and UpsertMany skips rows
 //     whose version the store already has. So the store never goes back to an older
 //     write, in whatever order batches commit.
-//   - Coalescing: a batch writes each row at most once, with its highest version.
+//   - Coalescing: a flush writes each row at most once, with its highest version, for
+//     all the writes it reads (up to ReadLimit): a backlog of 10,000 writes over 100
+//     rows is 100 row writes, not 10,000.
 //   - A dirty value never expires: it is cached without a TTL, and the TTL starts only
 //     after the store commit, and only if no newer write came meanwhile.
 //   - Read-your-writes: Get returns the latest Set of any process while it is cached,
@@ -50,8 +53,10 @@
 //
 // # Failure modes
 //
-//   - Flusher killed before, during or after a commit: see "no loss" above; a batch
-//     committed but not acknowledged is written again, as a no-op.
+//   - Flusher killed before, during, after or between commits: see "no loss" above;
+//     the batches it committed are acknowledged (each with the older writes of its
+//     rows), a batch committed but not acknowledged is written again, as a no-op, and
+//     the rest of what it read stays pending.
 //   - Redis down: Set returns an error wrapping ErrUnavailable (a write that cannot be
 //     made durable is never accepted quietly; retrying it is harmless), and so does Get
 //     (the store may be behind the queue). Flushers wait and resume.
@@ -64,20 +69,27 @@
 //     alone twice, each time followed by the store taking another write (a later row of
 //     the batch, or a probe: a replay of a row this flusher committed, which changes
 //     nothing), goes to the dead-letter stream with the error text, and the rest of the
-//     batch is flushed. The cache keeps the rejected value (no TTL) until the row is
-//     written again. An outage never dead-letters a row: without a write proving the
-//     store up, a refusal may be the outage, and the entries stay pending.
-//   - A batch of refused rows only (a few poison rows, or one hot row written BatchSize
-//     times or more) does not stall the writes behind it: the probe settles it at once.
-//     A flusher that has committed nothing yet has no probe: it keeps that batch
-//     pending and reads past it (the next batch may then hold more than BatchSize
-//     entries), and dead-letters it once a healthy row is written. A queue of refused
-//     rows only stays pending until then.
+//     batch is flushed; a refused write already superseded by a newer queued one is only
+//     acknowledged (the newer one decides). The cache keeps the rejected value (no TTL)
+//     until the row is written again. An outage never dead-letters a row: without a
+//     write proving the store up, a refusal may be the outage, and the entries stay
+//     pending.
+//   - A batch of refused rows only (a few poison rows, or one hot row's writes) does
+//     not stall the writes behind it: the probe settles it at once. A flusher that has
+//     committed nothing yet has no probe: it keeps those rows pending, writes other
+//     rows first (reading past the refused ones when nothing else is in reach, up to
+//     ReadLimit more entries), and dead-letters them once a healthy row is written. A
+//     queue of refused rows only stays pending until then.
 //   - Only a store that flaps twice within one row-by-row pass (down for a row, up for
 //     the next write, down for it again, up again) can have a healthy row
 //     dead-lettered; it stays in the dead-letter stream, to replay.
-//   - A flusher slower than ClaimIdle has its batch claimed and written twice
-//     (harmless); keep ClaimIdle well above the time a batch takes.
+//   - Slow store: a flush that has spent ClaimIdle/2 writing its batches leaves the
+//     rest pending and reads it again at once, restarting its idle time, so no other
+//     flusher claims it. Only a single batch slower than that (retries included) has
+//     its entries claimed and written twice (harmless); keep ClaimIdle well above the
+//     time a batch takes.
+//   - Memory: a flush holds up to ReadLimit entries, decoded (twice that while it reads
+//     past refused rows); lower ReadLimit for large values.
 //   - Eviction: under maxmemory-policy allkeys-* Redis may evict the queue or a dirty
 //     value. Use noeviction or a volatile-* policy.
 //
@@ -115,6 +127,7 @@ package writebehind
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -123,6 +136,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,6 +174,7 @@ const (
 	defaultPrefix        = "wb"
 	defaultTTL           = 3600000 * time.Millisecond
 	defaultBatchSize     = 100
+	defaultReadLimit     = 10000
 	defaultFlushInterval = 1000 * time.Millisecond
 	defaultClaimIdle     = 30000 * time.Millisecond
 	defaultMaxRetries    = 3
@@ -169,12 +184,11 @@ const (
 const (
 	defaultGroup  = "flushers"
 	maxBatchSize  = 10000
+	maxReadLimit  = 100000
 	maxMaxRetries = 100
 	// maxBackoff caps the wait between retries of a failing store, unless Backoff
 	// itself is longer.
 	maxBackoff = 30 * time.Second
-	// readPastLimit bounds how many entries a flusher reads past a refused batch.
-	readPastLimit = 10000
 	// drainPoll is how often Flush and Stop look again for entries that are pending on
 	// another live flusher.
 	drainPoll = 50 * time.Millisecond
@@ -292,9 +306,13 @@ type Config struct {
 	// TTL is how long a value stays cached after the store has it (millisecond
 	// precision, > 0); a value not yet flushed never expires.
 	TTL time.Duration
-	// BatchSize is the most entries one flush reads and writes at once (1 to 10000;
-	// more when it reads past rows the store refuses).
+	// BatchSize is the most rows one store write (UpsertMany) carries (1 to 10000): a
+	// flush writes the rows it coalesced in batches of this size.
 	BatchSize int
+	// ReadLimit is the most queued writes one flush reads and coalesces into one row
+	// per id, the latest write winning (1 to 100000; twice as many while it reads past
+	// rows the store refuses). It bounds the flusher's memory.
+	ReadLimit int
 	// FlushInterval is how long the background flusher waits between flushes when the
 	// queue is not full.
 	FlushInterval time.Duration
@@ -319,6 +337,7 @@ func DefaultConfig() Config {
 		Group:         defaultGroup,
 		TTL:           defaultTTL,
 		BatchSize:     defaultBatchSize,
+		ReadLimit:     defaultReadLimit,
 		FlushInterval: defaultFlushInterval,
 		ClaimIdle:     defaultClaimIdle,
 		MaxRetries:    defaultMaxRetries,
@@ -336,6 +355,8 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("%w: TTL must be > 0, got %v", ErrConfiguration, cfg.TTL)
 	case cfg.BatchSize < 1 || cfg.BatchSize > maxBatchSize:
 		return fmt.Errorf("%w: BatchSize must be from 1 to %d, got %d", ErrConfiguration, maxBatchSize, cfg.BatchSize)
+	case cfg.ReadLimit < 1 || cfg.ReadLimit > maxReadLimit:
+		return fmt.Errorf("%w: ReadLimit must be from 1 to %d, got %d", ErrConfiguration, maxReadLimit, cfg.ReadLimit)
 	case cfg.FlushInterval <= 0:
 		return fmt.Errorf("%w: FlushInterval must be > 0, got %v", ErrConfiguration, cfg.FlushInterval)
 	case cfg.ClaimIdle < time.Millisecond:
@@ -442,6 +463,7 @@ func New[T any](client rediser, store Store[T], cfg Config) (*WriteBehindCache[T
 			counts:    counts,
 			consumer:  consumerName(),
 			claimFrom: "0-0",
+			suspects:  map[string]bool{},
 		},
 	}, nil
 }
@@ -612,13 +634,28 @@ func (c *WriteBehindCache[T]) Stats(ctx context.Context) (Stats, error) {
 	}, nil
 }
 
-// The flusher: reads batches through the consumer group and writes them to the store.
+// The flusher: reads windows through the consumer group and writes them to the store
+// in batches.
 //
-// One batch, in order: claim entries a crashed flusher left pending for ClaimIdle
-// (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed attempt
-// left behind), then new ones (XREADGROUP), up to BatchSize. Decode them, keep the
-// highest version per row, UpsertMany the rows, and only after that commit acknowledge
-// and delete the entries (and start the cached values' TTL).
+// One flush, in order: claim entries a crashed flusher left pending for ClaimIdle
+// (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed or
+// cut-short flush left behind), then new ones (XREADGROUP), up to ReadLimit entries:
+// the flush's window. Decode them and keep the highest version of each row. Then write
+// the rows in batches of BatchSize rows (UpsertMany), and after each batch's commit
+// acknowledge and delete the entries of its rows, their older writes included (and
+// start the cached values' TTL).
+//
+// Window and batch are two bounds. Coalescing merges only the writes a flusher holds
+// at once: a backlog of 10,000 writes over 100 rows, read 100 entries at a time, is 100
+// batches of 100 distinct rows, 10,000 row writes; read as one window it is 100 rows,
+// one batch. ReadLimit bounds the memory of a flush; BatchSize bounds one store
+// transaction. Each entry is acknowledged with the batch that commits its row, never
+// before: a crash between two batches leaves the rest of the window pending, and
+// another flusher claims it. Between batches a flush stops early when it is stopping,
+// at its deadline, or once it has spent ClaimIdle/2 on its window: the rest stays
+// pending on this consumer, and the next flush reads it again first (XREADGROUP from
+// 0, which restarts the entries' idle time), so no other flusher claims entries this
+// one is working through.
 //
 // Poison or outage. A batch the store keeps refusing (MaxRetries retries) is written
 // row by row. A row refused alone is either poison (it can never be written) or met an
@@ -627,19 +664,25 @@ func (c *WriteBehindCache[T]) Stats(ctx context.Context) (Stats, error) {
 // own. So a row goes to the dead-letter stream only when it was refused alone twice
 // and, each time, the store then took a write: a row written later in the same pass,
 // or a probe. Without that proof its entries stay pending and are retried, with
-// backoff: an outage never dead-letters a row, however long it lasts.
+// backoff: an outage never dead-letters a row, however long it lasts. A refused row
+// whose version counter is past the write refused (a newer write of it is queued, in a
+// later window: a window may hold part of a row's writes only) is not dead-lettered:
+// its entries are acknowledged, and the newer write decides. So the queued writes of a
+// poison row are dead-lettered once, as its latest write, even across windows.
 //
 // The probe replays the last row this flusher committed, kept in memory. The store
 // already has that row at that version, so under the Store contract the replay writes
 // nothing: it succeeds exactly when the store takes writes. A batch of refused rows
 // alone is therefore settled at once by a flusher that has written anything since it
-// started. A flusher that has written nothing yet has no probe. Its refused batch
-// stays pending, and because its pending entries are read first, retrying that batch
-// alone would stall the queue behind it for good. So the next batch reads past it: the
-// pending entries plus new ones, read until one belongs to another row than the
-// pending ones (a hot row's entries coalesce into its one row) or none are left, at
-// most readPastLimit. A healthy row among them is written, proving the store up (and
-// becoming the probe) while the refused rows wait for their second pass.
+// started. A flusher that has written nothing yet has no probe. Because pending entries
+// are read first and a window's rows are written in order, its next flush would meet
+// the same rows first and stall the queue behind them for good. So it remembers them as
+// suspects, and a window's suspect rows are written after its other rows. A window of
+// suspects alone (their pending entries filled it) reads past them: new entries, until
+// one is of a row that is no suspect, or none are left, at most ReadLimit more. A
+// healthy row written that way proves the store up (and becomes the probe), and the
+// suspects are settled by the probe at their next attempt. Suspects are kept only for
+// the rows of the current window, and forgotten at the first commit.
 //
 // Why not another probe: replaying the refused row's own store version carries the
 // same id, so a refusal tied to the row fails the probe too, and is taken for an
@@ -657,17 +700,18 @@ type flusher[T any] struct {
 	// other's in-flight entries for their own failed ones.
 	consumer string
 
-	// mu makes one batch at a time: Start's goroutine and Flush share the consumer.
+	// mu makes one window at a time: Start's goroutine and Flush share the consumer.
 	mu sync.Mutex
-	// claimFrom is XAUTOCLAIM's cursor: it walks the pending list across batches
+	// claimFrom is XAUTOCLAIM's cursor: it walks the pending list across flushes
 	// instead of rescanning its head.
 	claimFrom string
 	// probe is the last row this flusher committed, replayed as a no-op to probe the
 	// store; nil until it commits one.
 	probe *Row[T]
-	// readPast is set when a batch of refused rows stayed pending with no probe to
-	// judge it: until there is a probe, batches read past their pending entries.
-	readPast bool
+	// suspects are rows refused with no probe to judge them: written after the others,
+	// and read past when a window holds nothing else, or they would be all this
+	// flusher tries.
+	suspects map[string]bool
 }
 
 // consumerName is <host>:<pid>:<12 hex characters>, unique per flusher.
@@ -693,19 +737,19 @@ func (f *flusher[T]) retire(ctx context.Context) error {
 	return retireConsumer.Run(ctx, f.client, []string{f.cfg.Stream}, f.cfg.Group, f.consumer).Err()
 }
 
-// run is the background loop: a batch, then the rest of FlushInterval unless the batch
-// was full; after a failure, a backoff.
+// run is the background loop: a window, then the rest of FlushInterval unless more
+// entries are waiting; after a failure, a backoff.
 func (f *flusher[T]) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		started := time.Now()
-		settled, err := f.flushBatch(ctx)
+		_, more, err := f.flushWindow(ctx)
 		if err == nil {
 			if failures > 0 {
 				f.log.Warn(packageName + ": flusher running again")
 			}
 			failures = 0
-			if settled < f.cfg.BatchSize {
+			if !more {
 				sleep(ctx, f.cfg.FlushInterval-time.Since(started))
 			}
 			continue
@@ -741,8 +785,8 @@ func (f *flusher[T]) drain(ctx context.Context, timeout time.Duration) error {
 			return nil
 		}
 		if err == nil {
-			var settled int
-			if settled, err = f.flushBatch(ctx); err == nil && settled == 0 {
+			var read int
+			if read, _, err = f.flushWindow(ctx); err == nil && read == 0 {
 				// What is left is pending on another flusher, or idle too briefly to
 				// claim: look again soon.
 				pause = drainPoll
@@ -805,9 +849,10 @@ type entry[T any] struct {
 	id  string
 }
 
-// batch is a batch's entries decoded and coalesced: the highest version of each row
+// window is the entries one flush read, coalesced: the highest version of each row
 // wins.
-type batch[T any] struct {
+type window[T any] struct {
+	read        int                 // entries read, whatever became of them
 	order       []string            // row ids in the order they first appear
 	winners     map[string]entry[T] // each row's highest version
 	superseded  map[string][]string // each row's other entries
@@ -821,70 +866,172 @@ type refusal struct {
 	why string
 }
 
-func (b *batch[T]) rows() []Row[T] {
-	rows := make([]Row[T], len(b.order))
-	for i, id := range b.order {
-		rows[i] = b.winners[id].row
-	}
-	return rows
+func newWindow[T any]() *window[T] {
+	return &window[T]{winners: map[string]entry[T]{}, superseded: map[string][]string{}}
 }
 
-// entryIDs are the entries that carried rows: the winners and the writes they
-// superseded.
-func (b *batch[T]) entryIDs(rows []Row[T]) []string {
+// add decodes entries into the window.
+func (w *window[T]) add(entries []redis.XMessage) {
+	w.read += len(entries)
+	for _, e := range entries {
+		if len(e.Values) == 0 {
+			w.gone = append(w.gone, e.ID)
+			continue
+		}
+		row, err := decodeEntry[T](e.Values)
+		if err != nil {
+			w.undecodable = append(w.undecodable, refusal{e.ID, "undecodable entry: " + err.Error()})
+			continue
+		}
+		current, seen := w.winners[row.ID]
+		switch {
+		case !seen:
+			w.order = append(w.order, row.ID)
+			w.winners[row.ID] = entry[T]{row, e.ID}
+		case row.Version > current.row.Version:
+			w.superseded[row.ID] = append(w.superseded[row.ID], current.id)
+			w.winners[row.ID] = entry[T]{row, e.ID}
+		default:
+			w.superseded[row.ID] = append(w.superseded[row.ID], e.ID)
+		}
+	}
+}
+
+// onlyRowsIn reports whether the window holds rows, all of them in rows.
+func (w *window[T]) onlyRowsIn(rows map[string]bool) bool {
+	for _, id := range w.order {
+		if !rows[id] {
+			return false
+		}
+	}
+	return len(w.order) > 0
+}
+
+// entryIDs are every entry of rows: the winning writes and the older ones they
+// supersede.
+func (w *window[T]) entryIDs(rows []Row[T]) []string {
 	var ids []string
 	for _, row := range rows {
-		ids = append(ids, b.winners[row.ID].id)
-		ids = append(ids, b.superseded[row.ID]...)
+		ids = append(ids, w.winners[row.ID].id)
+		ids = append(ids, w.superseded[row.ID]...)
 	}
 	return ids
 }
 
-// flushBatch flushes one batch and returns how many entries it read. An error wrapping
-// ErrStore means the store took none of it: every entry stays pending.
-func (f *flusher[T]) flushBatch(ctx context.Context) (int, error) {
+// flushWindow flushes one window and returns how many entries it read and whether
+// more may be waiting right now. An error wrapping ErrStore: the batch it was writing
+// and the rest of the window stay pending.
+func (f *flusher[T]) flushWindow(ctx context.Context) (int, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	entries, err := f.readBatch(ctx)
-	if err != nil || len(entries) == 0 {
-		return 0, err
+	readAt := time.Now()
+	w, err := f.readWindow(ctx)
+	if err != nil || w.read == 0 {
+		return 0, false, err
 	}
-	b := decodeBatch[T](entries)
-	for _, u := range b.undecodable {
+	for _, u := range w.undecodable {
 		if err := f.deadLetter(ctx, u.id, u.why); err != nil {
-			return 0, err
+			return w.read, false, err
 		}
 	}
-	var written []Row[T]
-	var rejected []refusal
-	if len(b.order) > 0 {
-		if written, rejected, err = f.write(ctx, b.rows()); err != nil {
-			return 0, err
+	if len(w.gone) > 0 {
+		if err := f.ack(ctx, nil, w.gone); err != nil {
+			return w.read, false, err
 		}
 	}
-	if len(written) > 0 || len(b.gone) > 0 {
-		ids := b.entryIDs(written)
-		if err := f.ack(ctx, written, append(ids, b.gone...)); err != nil {
-			return 0, err
+	rows := make([]Row[T], len(w.order))
+	for i, id := range w.order {
+		rows[i] = w.winners[id].row
+	}
+	if f.probe == nil && len(f.suspects) > 0 {
+		// Others first: a suspect may be poison, and there is no probe to tell.
+		slices.SortStableFunc(rows, func(a, b Row[T]) int {
+			return cmp.Compare(b2i(f.suspects[a.ID]), b2i(f.suspects[b.ID]))
+		})
+	}
+	for start := 0; start < len(rows); start += f.cfg.BatchSize {
+		if start > 0 && f.cutShort(ctx, readAt) {
+			return w.read, true, nil // the rest stays pending, read first next time
+		}
+		if err := f.flushBatch(ctx, w, rows[start:min(start+f.cfg.BatchSize, len(rows))]); err != nil {
+			return w.read, false, err
+		}
+	}
+	return w.read, w.read >= f.cfg.ReadLimit, nil
+}
+
+// b2i orders false before true.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// cutShort reports whether a flush stops between batches: stopping, at the deadline,
+// or half-way to ClaimIdle. Past ClaimIdle another flusher may claim the entries not
+// yet written; the next flush of this one reads them again instead, which restarts
+// their idle time.
+func (f *flusher[T]) cutShort(ctx context.Context, readAt time.Time) bool {
+	return ctx.Err() != nil || time.Since(readAt) >= f.cfg.ClaimIdle/2
+}
+
+// flushBatch writes one batch of rows, then settles the entries of the rows written
+// or refused.
+func (f *flusher[T]) flushBatch(ctx context.Context, w *window[T], rows []Row[T]) error {
+	written, rejected, err := f.write(ctx, rows)
+	if err != nil {
+		return err
+	}
+	if len(written) > 0 {
+		ids := w.entryIDs(written)
+		if err := f.ack(ctx, written, ids); err != nil {
+			return err
 		}
 		f.counts.flushed.Add(int64(len(ids)))
 	}
-	for _, r := range rejected {
+	if len(rejected) == 0 {
+		return nil
+	}
+	versionKeys := make([]string, len(rejected))
+	for i, r := range rejected {
+		versionKeys[i] = f.cfg.versionKey(r.id)
+	}
+	latest, err := f.client.MGet(ctx, versionKeys...).Result()
+	if err != nil {
+		return err
+	}
+	for i, r := range rejected {
+		winner, older := w.winners[r.id], w.superseded[r.id]
+		if counter, _ := latest[i].(string); isAbove(counter, winner.row.Version) {
+			// A newer write of the row is queued (a later window has it) or settled: it
+			// decides, so this one is acknowledged, not dead-lettered as well.
+			if err := f.ack(ctx, nil, append([]string{winner.id}, older...)); err != nil {
+				return err
+			}
+			continue
+		}
 		// Older writes of a rejected row are superseded by it: settle them unwritten.
-		if older := b.superseded[r.id]; len(older) > 0 {
+		if len(older) > 0 {
 			if err := f.ack(ctx, nil, older); err != nil {
-				return 0, err
+				return err
 			}
 		}
-		if err := f.deadLetter(ctx, b.winners[r.id].id, r.why); err != nil {
-			return 0, err
+		if err := f.deadLetter(ctx, winner.id, r.why); err != nil {
+			return err
 		}
 	}
-	return len(entries), nil
+	return nil
 }
 
-// ack acknowledges and deletes entries after the store committed rows, and starts the
-// TTL of each row's cached value unless a newer write came meanwhile.
+// isAbove reports whether a version counter's decimal text is above version.
+func isAbove(counter string, version int64) bool {
+	n, err := strconv.ParseInt(counter, 10, 64)
+	return err == nil && n > version
+}
+
+// ack acknowledges and deletes entries; with the rows the store just committed, it
+// also starts the TTL of each row's cached value, unless a newer write came meanwhile.
 func (f *flusher[T]) ack(ctx context.Context, rows []Row[T], entryIDs []string) error {
 	keys := make([]string, 0, 1+2*len(rows))
 	args := make([]any, 0, 3+len(rows)+len(entryIDs))
@@ -900,17 +1047,25 @@ func (f *flusher[T]) ack(ctx context.Context, rows []Row[T], entryIDs []string) 
 	return ackFlushed.Run(ctx, f.client, keys, args...).Err()
 }
 
-func (f *flusher[T]) readBatch(ctx context.Context) ([]redis.XMessage, error) {
-	entries, err := f.read(ctx)
+func (f *flusher[T]) readWindow(ctx context.Context) (*window[T], error) {
+	w, err := f.read(ctx)
 	if redis.HasErrorPrefix(err, "NOGROUP") {
 		// A Redis that lost its data (a restart without persistence) lost the group too.
-		return nil, f.ensureGroup(ctx)
+		return newWindow[T](), f.ensureGroup(ctx)
 	}
-	return entries, err
+	if err != nil {
+		return nil, err
+	}
+	for id := range f.suspects { // only this window's rows count
+		if _, ok := w.winners[id]; !ok {
+			delete(f.suspects, id)
+		}
+	}
+	return w, nil
 }
 
-func (f *flusher[T]) read(ctx context.Context) ([]redis.XMessage, error) {
-	size := f.cfg.BatchSize
+func (f *flusher[T]) read(ctx context.Context) (*window[T], error) {
+	limit := f.cfg.ReadLimit
 	// Entries idle on any consumer past ClaimIdle (a crashed flusher's) become ours.
 	_, next, err := f.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream:   f.cfg.Stream,
@@ -918,24 +1073,33 @@ func (f *flusher[T]) read(ctx context.Context) ([]redis.XMessage, error) {
 		Consumer: f.consumer,
 		MinIdle:  f.cfg.ClaimIdle,
 		Start:    f.claimFrom,
-		Count:    int64(size),
+		Count:    int64(limit),
 	}).Result()
 	if err != nil {
 		return nil, err
 	}
 	f.claimFrom = next
-	// Our pending entries first: a failed attempt left them, XAUTOCLAIM added some.
-	entries, err := f.readGroup(ctx, "0", size)
+	w := newWindow[T]()
+	// Our pending entries first: a failed or cut-short flush left them, and XAUTOCLAIM
+	// added some. Reading them again restarts their idle time.
+	pending, err := f.readGroup(ctx, "0", limit)
 	if err != nil {
 		return nil, err
 	}
-	var more []redis.XMessage
-	if f.readPast && f.probe == nil {
-		more, err = f.readPastRowsOf(ctx, entries)
-	} else if len(entries) < size {
-		more, err = f.readGroup(ctx, ">", size-len(entries))
+	w.add(pending)
+	if w.read < limit {
+		fresh, err := f.readGroup(ctx, ">", limit-w.read)
+		if err != nil {
+			return nil, err
+		}
+		w.add(fresh)
 	}
-	return append(entries, more...), err
+	if w.read >= limit && f.probe == nil && w.onlyRowsIn(f.suspects) {
+		if err := f.readPastSuspects(ctx, w); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 // readGroup reads up to count entries through the group: from "0", this consumer's
@@ -961,60 +1125,21 @@ func (f *flusher[T]) readGroup(ctx context.Context, from string, count int) ([]r
 	return entries, nil
 }
 
-// readPastRowsOf reads new entries until one is of a row not in pending, or none are
-// left (readPastLimit at most).
-func (f *flusher[T]) readPastRowsOf(ctx context.Context, pending []redis.XMessage) ([]redis.XMessage, error) {
-	rows := map[any]bool{}
-	for _, e := range pending {
-		rows[e.Values["id"]] = true
-	}
-	var more []redis.XMessage
-	for len(more) < readPastLimit {
-		chunk, err := f.readGroup(ctx, ">", f.cfg.BatchSize)
+// readPastSuspects reads new entries into w until one is of a row that is no suspect,
+// or none are left (ReadLimit more at most).
+func (f *flusher[T]) readPastSuspects(ctx context.Context, w *window[T]) error {
+	for read := 0; read < f.cfg.ReadLimit; {
+		chunk, err := f.readGroup(ctx, ">", min(f.cfg.BatchSize, f.cfg.ReadLimit-read))
 		if err != nil {
-			return more, err
+			return err
 		}
-		more = append(more, chunk...)
-		if len(chunk) == 0 {
-			break
-		}
-		for _, e := range chunk {
-			if !rows[e.Values["id"]] {
-				return more, nil
-			}
+		read += len(chunk)
+		w.add(chunk)
+		if len(chunk) == 0 || !w.onlyRowsIn(f.suspects) {
+			return nil
 		}
 	}
-	return more, nil
-}
-
-func decodeBatch[T any](entries []redis.XMessage) *batch[T] {
-	b := &batch[T]{
-		winners:    map[string]entry[T]{},
-		superseded: map[string][]string{},
-	}
-	for _, e := range entries {
-		if len(e.Values) == 0 {
-			b.gone = append(b.gone, e.ID)
-			continue
-		}
-		row, err := decodeEntry[T](e.Values)
-		if err != nil {
-			b.undecodable = append(b.undecodable, refusal{e.ID, "undecodable entry: " + err.Error()})
-			continue
-		}
-		current, seen := b.winners[row.ID]
-		switch {
-		case !seen:
-			b.order = append(b.order, row.ID)
-			b.winners[row.ID] = entry[T]{row, e.ID}
-		case row.Version > current.row.Version:
-			b.superseded[row.ID] = append(b.superseded[row.ID], current.id)
-			b.winners[row.ID] = entry[T]{row, e.ID}
-		default:
-			b.superseded[row.ID] = append(b.superseded[row.ID], e.ID)
-		}
-	}
-	return b
+	return nil
 }
 
 func decodeEntry[T any](fields map[string]any) (Row[T], error) {
@@ -1048,13 +1173,19 @@ func (f *flusher[T]) write(ctx context.Context, rows []Row[T]) ([]Row[T], []refu
 			return nil, nil, fmt.Errorf("%w: retries cut short: %w", ErrStore, last)
 		}
 		if last = f.store.UpsertMany(ctx, rows); last == nil {
-			probe := rows[len(rows)-1]
-			f.probe = &probe
+			f.committed(rows[len(rows)-1])
 			return rows, nil, nil
 		}
 		f.counts.retried.Add(1)
 	}
 	return f.isolate(ctx, rows, last)
+}
+
+// committed notes that the store took a write: its row is the probe now, and
+// suspects need none.
+func (f *flusher[T]) committed(row Row[T]) {
+	f.probe = &row
+	clear(f.suspects)
 }
 
 // isolate writes rows one by one, to tell poison rows from a store that is down. A row
@@ -1063,12 +1194,12 @@ func (f *flusher[T]) write(ctx context.Context, rows []Row[T]) ([]Row[T], []refu
 // row was written either, the error wraps ErrStore: the whole batch stays pending.
 func (f *flusher[T]) isolate(ctx context.Context, rows []Row[T], last error) ([]Row[T], []refusal, error) {
 	var written []Row[T]
-	suspects := rows
+	trying := rows
 	refusals := map[string]error{}
 	for range 2 { // a second chance: a store back mid-pass must not reject rows
 		var failed []Row[T]
 		tookOneSince := false // has the store taken a write since the last refusal?
-		for _, row := range suspects {
+		for _, row := range trying {
 			if err := f.store.UpsertMany(ctx, []Row[T]{row}); err != nil {
 				refusals[row.ID] = err
 				failed = append(failed, row)
@@ -1077,7 +1208,7 @@ func (f *flusher[T]) isolate(ctx context.Context, rows []Row[T], last error) ([]
 				continue
 			}
 			written = append(written, row)
-			f.probe = &row
+			f.committed(row)
 			tookOneSince = true
 		}
 		if len(failed) == 0 {
@@ -1088,15 +1219,17 @@ func (f *flusher[T]) isolate(ctx context.Context, rows []Row[T], last error) ([]
 			if len(written) > 0 {
 				return written, nil, nil
 			}
-			if f.probe == nil { // nothing to probe with: let new entries join
-				f.readPast = true
+			if f.probe == nil { // nothing to judge them by: try other rows first
+				for _, row := range rows {
+					f.suspects[row.ID] = true
+				}
 			}
 			return nil, nil, fmt.Errorf("%w: no row of the batch could be written, and no write proved the store up: %w", ErrStore, last)
 		}
-		suspects = failed
+		trying = failed
 	}
-	rejected := make([]refusal, len(suspects))
-	for i, row := range suspects {
+	rejected := make([]refusal, len(trying))
+	for i, row := range trying {
 		rejected[i] = refusal{row.ID, refusals[row.ID].Error()}
 	}
 	return written, rejected, nil
