@@ -497,7 +497,9 @@ class UserTable implements Store<User> {
   async upsertMany(rows: ReadonlyArray<Row<User>>): Promise<number> { return rows.length; }
 }
 const client = await createClient().connect();
-const users = new WriteBehindCache(client, new UserTable(), { batchSize: 50, claimIdle: 60 });
+const users = new WriteBehindCache(client, new UserTable(), {
+  batchSize: 50, readLimit: 5000, claimIdle: 60,
+});
 await users.start();
 const row: Row<User> = await users.set("u:1", { name: "Ada" });
 const version: bigint = row.version;

@@ -16,9 +16,10 @@
  *
  * `set(id, data)` caches the value and appends the write to a Redis stream, in one Lua
  * script, and resolves: the caller never waits for the database. A flusher reads the
- * stream in batches through a consumer group, keeps the latest write of each row,
- * writes the rows with `store.upsertMany` and only after that commit acknowledges the
- * entries. `get` reads Redis, and on a miss the store. Usage, with `db` your database
+ * stream through a consumer group, up to `readLimit` entries at a time, keeps the
+ * latest write of each row, writes the rows with `store.upsertMany` in batches of
+ * `batchSize` rows, and acknowledges each batch's entries only after its commit. `get`
+ * reads Redis, and on a miss the store. Usage, with `db` your database
  * behind the `Store` interface below:
  *
  *     const users = new WriteBehindCache<User>(client, db);
@@ -40,7 +41,9 @@
  *   each write carries a per-row version that only grows, and `upsertMany` skips rows
  *   whose version the store already has. So the store never goes back to an older
  *   write, in whatever order batches commit.
- * - Coalescing: a batch writes each row at most once, with its highest version.
+ * - Coalescing: a flush writes each row at most once, with its highest version, for all
+ *   the writes it reads (up to `readLimit`): a backlog of 10,000 writes over 100 rows
+ *   is 100 row writes, not 10,000.
  * - A dirty value never expires: it is cached without a TTL, and the TTL (`ttl`)
  *   starts only after the store commit, and only if no newer write came meanwhile.
  * - Read-your-writes: `get` returns the latest `set` of any process while it is cached,
@@ -51,8 +54,10 @@
  *   exact at any width, where a JavaScript number is exact only below 2^53.
  *
  * Failure modes
- * - Flusher killed before, during or after a commit: see "no loss" above; a batch
- *   committed but not acknowledged is written again, as a no-op.
+ * - Flusher killed before, during, after or between commits: see "no loss" above; the
+ *   batches it committed are acknowledged (each with the older writes of its rows), a
+ *   batch committed but not acknowledged is written again, as a no-op, and the rest of
+ *   what it read stays pending, every write of each row not yet committed included.
  * - Redis down: `set` throws CacheUnavailableError (a write that cannot be made
  *   durable is never accepted quietly; retrying it is harmless), and so does `get`
  *   (the store may be behind the queue). Flushers wait and resume. node-redis queues
@@ -67,20 +72,26 @@
  *   alone twice, each time followed by the store taking another write (a later row of
  *   the batch, or a probe: a replay of a row this flusher committed, which changes
  *   nothing), goes to the dead-letter stream with the error text, and the rest of the
- *   batch is flushed. The cache keeps the rejected value (no TTL) until the row is
- *   written again. The flusher's section below explains the choice.
- * - A batch of refused rows only (a few poison rows, or one hot row written
- *   `batchSize` times or more) does not stall the writes behind it: the probe settles
- *   it at once. A flusher that has committed nothing yet has no probe: it keeps that
- *   batch pending and reads past it (the next batch may then hold more than
- *   `batchSize` entries, and twice as many rows), and dead-letters it once a healthy
- *   row is written. A queue of refused rows only stays pending until then.
+ *   batch is flushed; a refused write already superseded by a newer queued one is only
+ *   acknowledged (the newer one decides). The cache keeps the rejected value (no TTL)
+ *   until the row is written again. The flusher's section below explains the choice.
+ * - A batch of refused rows only (a few poison rows, or one hot row's writes) does not
+ *   stall the writes behind it: the probe settles it at once. A flusher that has
+ *   committed nothing yet has no probe: it keeps those rows pending, writes other rows
+ *   first (reading past the refused ones when nothing else is in reach, up to
+ *   `readLimit` more entries), and dead-letters them once a healthy row is written. A
+ *   queue of refused rows only stays pending until then.
  * - Store down, with poison in the queue: no write is taken, so nothing is
  *   dead-lettered. Only a store that flaps twice within one row-by-row pass (down for a
  *   row, up for the next write, down for it again, up again) can have a healthy row
  *   dead-lettered; it stays in the dead-letter stream, to replay.
- * - A flusher slower than `claimIdle` has its batch claimed and written twice
- *   (harmless); keep `claimIdle` well above the time a batch takes.
+ * - Slow store: a flush that has spent `claimIdle / 2` writing its batches leaves the
+ *   rest pending and reads it again at once, restarting its idle time, so no other
+ *   flusher claims it. Only a single batch slower than that (retries included) has its
+ *   entries claimed and written twice (harmless); keep `claimIdle` well above the time
+ *   a batch takes.
+ * - Memory: a flush holds up to `readLimit` entries, decoded (twice that while it reads
+ *   past refused rows); lower `readLimit` for large values.
  * - Eviction: under `maxmemory-policy allkeys-*` Redis may evict the queue or a dirty
  *   value. Use `noeviction` or a `volatile-*` policy.
  * - The process exits without `stop()`: the background flusher does not keep it alive
@@ -124,7 +135,7 @@
  * flusher runs on this process's event loop (`start` resolves once the group exists),
  * not in a thread, and there is no command-line flusher; a failing store `get` throws
  * StoreError. Options are an object: `{ prefix, ttl, stream, group, batchSize,
- * flushInterval, claimIdle, maxRetries, backoff }`.
+ * readLimit, flushInterval, claimIdle, maxRetries, backoff }`.
  */
 
 import { createHash, randomBytes } from "node:crypto";
@@ -506,10 +517,9 @@ return -1
 `);
 
 const MAX_BATCH = 10_000;
+const MAX_READ_LIMIT = 100_000;
 const MAX_RETRIES = 100;
 const MAX_BACKOFF_MS = 30_000;
-// Reading past a refused batch (see the flusher) takes in at most this many entries.
-const READ_PAST_LIMIT = 10_000;
 // While draining, the entries left may be pending on another live flusher: poll.
 const DRAIN_POLL_MS = 50;
 
@@ -598,8 +608,10 @@ export interface WriteBehindOptions {
   stream?: string;
   /** The consumer group of the flushers. */
   group?: string;
-  /** Most queued writes one flush reads and writes to the store at once. */
+  /** Most rows one store write (`upsertMany`) carries. */
   batchSize?: number;
+  /** Most queued writes one flush reads and coalesces (one row per id, latest wins). */
+  readLimit?: number;
   /** Seconds the background flusher waits between flushes when the queue is not full. */
   flushInterval?: number;
   /** Seconds a flusher's unacknowledged writes stay idle before another claims them. */
@@ -615,6 +627,7 @@ const DEFAULTS = {
   ttl: 3600.0,
   group: "flushers",
   batchSize: 100,
+  readLimit: 10000,
   flushInterval: 1.0,
   claimIdle: 30.0,
   maxRetries: 3,
@@ -740,11 +753,26 @@ async function settlesWithin(
 
 // --- the flusher: from the stream into the store -------------------------------------
 //
-// One batch, in order: claim entries that a crashed flusher left pending for claimIdle
-// (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed attempt
-// left behind), then new ones (XREADGROUP), up to batchSize. Decode them, keep the
-// highest version per row, upsertMany the rows, and only after that commit acknowledge
-// and delete the entries (and start the cached values' TTL).
+// One flush, in order: claim entries that a crashed flusher left pending for claimIdle
+// (XAUTOCLAIM), read this consumer's own pending entries (the ones a failed or
+// cut-short flush left behind), then new ones (XREADGROUP), up to readLimit entries:
+// the flush's *window*. Decode them and keep the highest version of each row. Then
+// write the rows in batches of batchSize rows (store.upsertMany), and after each
+// batch's commit acknowledge and delete the entries of its rows, their older writes
+// included (and start the cached values' TTL).
+//
+// Window and batch are two bounds. Coalescing merges only the writes a flusher holds at
+// once: a backlog of 10,000 writes over 100 rows, read 100 entries at a time, is 100
+// batches of 100 distinct rows, 10,000 row writes; read as one window it is 100 rows,
+// one batch. readLimit bounds the memory of a flush (that many entries, decoded);
+// batchSize bounds one store transaction. Each entry is acknowledged with the batch
+// that commits its row, never before: a crash between two batches leaves the rest of
+// the window pending, every write of each row not yet committed included, and another
+// flusher claims it; a batch committed but not acknowledged is written again, a no-op.
+// Between batches a flush stops early when it is stopping, at its deadline, or once it
+// has spent claimIdle / 2 on its window: the rest stays pending on this consumer, and
+// the next flush reads it again first (XREADGROUP from 0, which restarts the entries'
+// idle time), so no other flusher claims entries this one is working through.
 //
 // Poison or outage. A batch the store keeps refusing (maxRetries retries) is written
 // row by row. A row refused alone is either poison (it can never be written) or met an
@@ -755,23 +783,31 @@ async function settlesWithin(
 // or a probe. Without that proof its entries stay pending and are retried, with
 // backoff: an outage never dead-letters a row, however long it lasts.
 //
+// A refused row whose version counter is past the write refused (a newer write of it
+// is queued, in a later window: a window may hold part of a row's writes only) is not
+// dead-lettered: its entries are acknowledged, and the newer write decides. So the
+// queued writes of a poison row are dead-lettered once, as its latest write, even when
+// they fall into several windows.
+//
 // The probe replays the last row this flusher committed, kept in memory. The store
 // already has that row at that version, so under the Store contract the replay writes
 // nothing: it succeeds exactly when the store takes writes. A batch of refused rows
-// alone (distinct poison rows, or one hot row whose batchSize entries coalesce into
-// one) is therefore settled at once by a flusher that has written anything since it
-// started.
+// alone (distinct poison rows, or one hot row whose writes coalesce into one) is
+// therefore settled at once by a flusher that has written anything since it started.
 //
 // A flusher that has written nothing yet has no probe. Its refused batch stays
-// pending, and because its pending entries are read first, retrying that batch alone
-// would stall the queue behind it for good. So the next batch reads past it: the
-// pending entries plus new ones, read until one belongs to another row than the
-// pending ones (a hot row's entries coalesce into its one row, and would fill batch
-// after batch) or none are left, at most READ_PAST_LIMIT. A healthy row among them is
-// written, proving the store up (and becoming the probe) while the refused rows wait
-// for their second pass. During an outage such a flusher takes in one more batch of
-// entries per retry; they stay pending, claimable by other flushers once idle for
-// claimIdle.
+// pending, and because pending entries are read first and a window's rows are written
+// in order, the next flush would meet the same rows first and stall the queue behind
+// them for good. So it remembers them as *suspects*, and a window's suspect rows are
+// written after its other rows. A window of suspects alone (their pending entries
+// filled it: a hot row written readLimit times, or that many refused rows) *reads
+// past* them: new entries, until one is of a row that is no suspect, or none are left,
+// at most readLimit more. A healthy row written that way proves the store up (and
+// becomes the probe), and the suspects are settled by the probe at their next attempt.
+// During an outage such a flusher tries one batch per flush, of rows not tried yet
+// while there are any; entries it read past stay pending, claimable by other flushers
+// once idle for claimIdle. Suspects are kept only for the rows of the current window,
+// and forgotten at the first commit.
 //
 // Why not another probe: replaying the refused row's own store version (read by get)
 // carries the same id, so a refusal tied to the row (a constraint or trigger on it, a
@@ -812,7 +848,8 @@ class Layout {
 class Policy {
   constructor(
     readonly ttlMs: number,
-    readonly batchSize: number,
+    readonly batchSize: number, // rows per store write
+    readonly readLimit: number, // entries per window
     readonly flushIntervalMs: number,
     readonly claimIdleMs: number,
     readonly maxRetries: number,
@@ -875,8 +912,10 @@ class StopSignal {
   }
 }
 
-/** Entries decoded and coalesced: the highest version of each row wins. */
-class Batch<T> {
+/** The entries one flush read, coalesced: the highest version of each row wins. */
+class Window<T> {
+  /** Entries read, whatever became of them. */
+  read = 0;
   readonly winners = new Map<
     string,
     { readonly row: Row<T>; readonly entry: string }
@@ -889,7 +928,68 @@ class Batch<T> {
     readonly error: string;
   }> = [];
 
-  add(entry: string, row: Row<T>): void {
+  /** Take in `entries`: each one's write, superseding or superseded by its row's. */
+  decode(entries: Entry[]): void {
+    this.read += entries.length;
+    for (const { id: entry, fields } of entries) {
+      if (fields === null || fields.size === 0) {
+        this.gone.push(entry);
+        continue;
+      }
+      let row: Row<T>;
+      try {
+        const id = fields.get("id");
+        const version = fields.get("version");
+        const payload = fields.get("payload");
+        if (
+          id === undefined ||
+          version === undefined ||
+          payload === undefined
+        ) {
+          throw new SerializationError(
+            "fields id, version and payload are required",
+          );
+        }
+        row = {
+          id: UTF8.decode(id),
+          // The writer trusts what it queued: the payload is the JSON of a T.
+          data: decodeJson(payload) as T,
+          version: parseVersion(version.toString("latin1")),
+        };
+      } catch (error) {
+        this.undecodable.push({
+          entry,
+          error: `undecodable entry: ${String(error)}`,
+        });
+        continue;
+      }
+      this.add(entry, row);
+    }
+  }
+
+  /** Whether every row of the window is one of `ids`. */
+  onlyRowsOf(ids: ReadonlySet<string>): boolean {
+    return [...this.winners.keys()].every((id) => ids.has(id));
+  }
+
+  /** The entry ID of the write of `row` that won. */
+  entryOf(row: Row<T>): string {
+    const winner = this.winners.get(row.id);
+    if (winner === undefined) {
+      throw new Error(`row ${JSON.stringify(row.id)} is not in this window`);
+    }
+    return winner.entry;
+  }
+
+  /** Every entry of these rows: the winning write and the older ones it supersedes. */
+  entryIds(rows: ReadonlyArray<Row<T>>): string[] {
+    return rows.flatMap((row) => [
+      this.entryOf(row),
+      ...(this.superseded.get(row.id) ?? []),
+    ]);
+  }
+
+  private add(entry: string, row: Row<T>): void {
     const current = this.winners.get(row.id);
     if (current === undefined || row.version > current.row.version) {
       if (current !== undefined) {
@@ -899,23 +999,6 @@ class Batch<T> {
     } else {
       this.supersede(row.id, entry);
     }
-  }
-
-  /** The entry ID of the write of `row` that won. */
-  entryOf(row: Row<T>): string {
-    const winner = this.winners.get(row.id);
-    if (winner === undefined) {
-      throw new Error(`row ${JSON.stringify(row.id)} is not in this batch`);
-    }
-    return winner.entry;
-  }
-
-  /** The entry IDs that `rows` settle: each row's winner and the writes it superseded. */
-  entryIds(rows: ReadonlyArray<Row<T>>): string[] {
-    return rows.flatMap((row) => [
-      this.entryOf(row),
-      ...(this.superseded.get(row.id) ?? []),
-    ]);
   }
 
   private supersede(id: string, entry: string): void {
@@ -963,20 +1046,19 @@ function entriesOf(reply: unknown, command: string): Entry[] {
   });
 }
 
-/** Reads batches through the consumer group and writes them to the store. */
+/** Reads windows through the consumer group and writes them to the store in batches. */
 class Flusher<T> {
   // Unique per flusher: two flushers under one name would each take the other's
   // in-flight entries for their own failed ones, and no crash could be told apart.
   readonly consumer = `${hostname()}:${process.pid}:${randomBytes(6).toString("hex")}`;
   private claimFrom = "0-0";
-  // The background loop and flush() share the consumer name: one batch at a time.
-  private batches: Promise<unknown> = Promise.resolve();
+  // The background loop and flush() share the consumer name: one window at a time.
+  private windows: Promise<unknown> = Promise.resolve();
   // The last row this flusher committed: replayed as a no-op to probe the store.
   private probe: Row<T> | null = null;
-  // Set when a batch of refused rows stayed pending with no probe to judge it: until
-  // there is a probe, batches read past their pending entries, or those entries would
-  // be all this flusher ever reads.
-  private readPast = false;
+  // Rows refused with no probe to judge them: written after the others, and read past
+  // when a window holds nothing else, or they would be all this flusher tries.
+  private suspects = new Set<string>();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -1012,14 +1094,14 @@ class Flusher<T> {
     await RETIRE_CONSUMER_LUA.run(this.redis, [stream], [group, this.consumer]);
   }
 
-  /** The background loop: a batch, then the rest of flushInterval unless one is full. */
+  /** The background loop: a window, then the rest of flushInterval unless there is more. */
   async run(stopping: StopSignal): Promise<void> {
     let failures = 0;
     while (!stopping.stopped) {
       const started = performance.now();
-      let settled: number;
+      let more: boolean;
       try {
-        settled = await this.flushBatch(stopping, null);
+        ({ more } = await this.flushWindow(stopping, null));
       } catch (error) {
         failures += 1;
         if (error instanceof StoreUnavailable) {
@@ -1043,7 +1125,7 @@ class Flusher<T> {
         console.warn("writeBehind: flusher running again");
         failures = 0;
       }
-      if (settled < this.policy.batchSize) {
+      if (!more) {
         await stopping.wait(
           this.policy.flushIntervalMs - (performance.now() - started),
         );
@@ -1083,9 +1165,9 @@ class Flusher<T> {
         if (left.length === 0) {
           return;
         }
-        const settled = await this.flushBatch(null, deadline);
+        const { read } = await this.flushWindow(null, deadline);
         failures = 0;
-        pause = settled === 0 ? DRAIN_POLL_MS : 0;
+        pause = read === 0 ? DRAIN_POLL_MS : 0;
       } catch (error) {
         if (!(error instanceof StoreUnavailable || isOutage(error))) {
           throw error;
@@ -1107,38 +1189,92 @@ class Flusher<T> {
   }
 
   /**
-   * Flush one batch; how many entries it read. StoreUnavailable: all stay pending.
-   * `abort` cuts retry pauses short (the background loop), `deadline` ends them there.
+   * Flush one window: the entries read, and whether more may be waiting right now.
+   * StoreUnavailable: the batch it was writing and the rest of the window stay pending.
+   * `abort` cuts it short (the background loop stopping), and so does `deadline`.
    */
-  async flushBatch(
+  async flushWindow(
     abort: StopSignal | null,
     deadline: number | null,
-  ): Promise<number> {
-    const run = this.batches.then(() => this.flushOneBatch(abort, deadline));
-    this.batches = run.catch(() => undefined);
+  ): Promise<{ read: number; more: boolean }> {
+    const run = this.windows.then(() => this.flushOneWindow(abort, deadline));
+    this.windows = run.catch(() => undefined);
     return await run;
   }
 
-  private async flushOneBatch(
+  private async flushOneWindow(
     abort: StopSignal | null,
     deadline: number | null,
-  ): Promise<number> {
-    const entries = await this.readBatch();
-    if (entries.length === 0) {
-      return 0;
+  ): Promise<{ read: number; more: boolean }> {
+    const readAt = performance.now();
+    const window = await this.readWindow();
+    if (window.read === 0) {
+      return { read: 0, more: false };
     }
-    const batch = this.decode(entries);
-    for (const { entry, error } of batch.undecodable) {
+    const { stream, group } = this.layout;
+    for (const { entry, error } of window.undecodable) {
       await this.deadLetter(entry, error);
     }
-    const rows = [...batch.winners.values()].map(({ row }) => row);
-    const { written, rejected } =
-      rows.length > 0
-        ? await this.write(rows, abort, deadline)
-        : { written: [], rejected: [] };
+    if (window.gone.length > 0) {
+      await ACK_FLUSHED_LUA.run(
+        this.redis,
+        [stream],
+        [group, "0", "0", ...window.gone],
+      );
+    }
+    const rows = [...window.winners.values()].map(({ row }) => row);
+    if (this.probe === null && this.suspects.size > 0) {
+      // Stable: the other rows first, in their order, then the suspects.
+      const suspects = this.suspects;
+      rows.sort(
+        (a, b) => Number(suspects.has(a.id)) - Number(suspects.has(b.id)),
+      );
+    }
+    const size = this.policy.batchSize;
+    for (let start = 0; start < rows.length; start += size) {
+      if (start > 0 && this.cutShort(readAt, abort, deadline)) {
+        return { read: window.read, more: true }; // the rest stays pending, read first next
+      }
+      await this.flushBatch(
+        window,
+        rows.slice(start, start + size),
+        abort,
+        deadline,
+      );
+    }
+    return { read: window.read, more: window.read >= this.policy.readLimit };
+  }
+
+  /**
+   * Stop between batches: stopping, at the deadline, or half-way to claimIdle.
+   *
+   * Past claimIdle another flusher may claim the entries not yet written; the next flush
+   * of this one reads them again instead, which restarts their idle time.
+   */
+  private cutShort(
+    readAt: number,
+    abort: StopSignal | null,
+    deadline: number | null,
+  ): boolean {
+    const now = performance.now();
+    return (
+      (abort !== null && abort.stopped) ||
+      (deadline !== null && now >= deadline) ||
+      now - readAt >= this.policy.claimIdleMs / 2
+    );
+  }
+
+  /** Write one batch of rows, then settle the entries of the rows written or refused. */
+  private async flushBatch(
+    window: Window<T>,
+    rows: Array<Row<T>>,
+    abort: StopSignal | null,
+    deadline: number | null,
+  ): Promise<void> {
+    const { written, rejected } = await this.write(rows, abort, deadline);
     const { stream, group } = this.layout;
-    if (written.length > 0 || batch.gone.length > 0) {
-      const ids = batch.entryIds(written);
+    if (written.length > 0) {
+      const ids = window.entryIds(written);
       await ACK_FLUSHED_LUA.run(
         this.redis,
         [stream, ...written.flatMap((row) => this.rowKeys(row))],
@@ -1148,14 +1284,38 @@ class Flusher<T> {
           String(written.length),
           ...written.map((row) => String(row.version)),
           ...ids,
-          ...batch.gone,
         ],
       );
       this.counters.flushed += ids.length;
     }
-    for (const { row, error } of rejected) {
+    if (rejected.length === 0) {
+      return;
+    }
+    const latest = arrayReply(
+      await this.redis.sendCommand(
+        ["MGET", ...rejected.map(({ row }) => this.layout.versionKey(row.id))],
+        BYTES,
+      ),
+      "MGET",
+    );
+    for (const [i, { row, error }] of rejected.entries()) {
+      const entry = window.entryOf(row);
+      const superseded = window.superseded.get(row.id) ?? [];
+      const version = bytesOrNull(latest[i] ?? null, "MGET");
+      if (
+        version !== null &&
+        parseVersion(version.toString("latin1")) > row.version
+      ) {
+        // A newer write of the row is queued (a later window has it) or settled: it
+        // decides, so this one is acknowledged, not dead-lettered as well.
+        await ACK_FLUSHED_LUA.run(
+          this.redis,
+          [stream],
+          [group, "0", "0", entry, ...superseded],
+        );
+        continue;
+      }
       // Older writes of a rejected row are superseded by it: settle them unwritten.
-      const superseded = batch.superseded.get(row.id) ?? [];
       if (superseded.length > 0) {
         await ACK_FLUSHED_LUA.run(
           this.redis,
@@ -1163,18 +1323,18 @@ class Flusher<T> {
           [group, "0", "0", ...superseded],
         );
       }
-      await this.deadLetter(batch.entryOf(row), error);
+      await this.deadLetter(entry, error);
     }
-    return entries.length;
   }
 
   private rowKeys(row: Row<T>): string[] {
     return [this.layout.dataKey(row.id), this.layout.versionKey(row.id)];
   }
 
-  private async readBatch(): Promise<Entry[]> {
+  private async readWindow(): Promise<Window<T>> {
     const { stream, group } = this.layout;
-    const size = String(this.policy.batchSize);
+    const limit = this.policy.readLimit;
+    const window = new Window<T>();
     try {
       // Entries idle on any consumer past claimIdle (a crashed flusher's) become ours;
       // the cursor walks the pending list across calls instead of rescanning its head.
@@ -1188,47 +1348,57 @@ class Flusher<T> {
             String(this.policy.claimIdleMs),
             this.claimFrom,
             "COUNT",
-            size,
+            String(limit),
           ],
           BYTES,
         ),
         "XAUTOCLAIM",
       );
       this.claimFrom = stringReply(claimed[0], "XAUTOCLAIM");
-      // Our pending entries first: a failed attempt left them, XAUTOCLAIM added some.
-      const batch = streamEntries(
-        await this.redis.sendCommand(
-          [
-            "XREADGROUP",
-            "GROUP",
-            group,
-            this.consumer,
-            "COUNT",
-            size,
-            "STREAMS",
-            stream,
-            "0",
-          ],
-          BYTES,
+      // Our pending entries first: a failed or cut-short flush left them, and
+      // XAUTOCLAIM added some. Reading them again restarts their idle time.
+      window.decode(
+        streamEntries(
+          await this.redis.sendCommand(
+            [
+              "XREADGROUP",
+              "GROUP",
+              group,
+              this.consumer,
+              "COUNT",
+              String(limit),
+              "STREAMS",
+              stream,
+              "0",
+            ],
+            BYTES,
+          ),
         ),
       );
-      if (this.readPast && this.probe === null) {
-        return batch.concat(await this.readPastRowsOf(batch));
+      if (window.read < limit) {
+        window.decode(await this.readNew(limit - window.read));
       }
-      if (batch.length < this.policy.batchSize) {
-        return batch.concat(
-          await this.readNew(this.policy.batchSize - batch.length),
-        );
+      if (
+        window.read >= limit &&
+        this.probe === null &&
+        window.winners.size > 0 &&
+        window.onlyRowsOf(this.suspects)
+      ) {
+        await this.readPastSuspects(window);
       }
-      return batch;
     } catch (error) {
       if (!(error instanceof ErrorReply && error.message.includes("NOGROUP"))) {
         throw error;
       }
       // A Redis that lost its data (restart without persistence) lost the group too.
       await this.ensureGroup();
-      return [];
+      return new Window<T>();
     }
+    // Only this window's rows count as suspects.
+    this.suspects = new Set(
+      [...this.suspects].filter((id) => window.winners.has(id)),
+    );
+    return window;
   }
 
   private async readNew(count: number): Promise<Entry[]> {
@@ -1251,61 +1421,20 @@ class Flusher<T> {
     );
   }
 
-  /** New entries until one is of a row not in `pending`, or none are left. */
-  private async readPastRowsOf(pending: Entry[]): Promise<Entry[]> {
-    const rows = new Set(
-      pending.map((entry) => entry.fields?.get("id")?.toString("utf8")),
-    );
-    const more: Entry[] = [];
-    while (more.length < READ_PAST_LIMIT) {
-      const chunk = await this.readNew(this.policy.batchSize);
-      more.push(...chunk);
-      if (
-        chunk.length === 0 ||
-        chunk.some(
-          (entry) => !rows.has(entry.fields?.get("id")?.toString("utf8")),
-        )
-      ) {
-        break;
+  /** New entries until one is of a row that is no suspect, or none are left. */
+  private async readPastSuspects(window: Window<T>): Promise<void> {
+    const limit = this.policy.readLimit;
+    let read = 0;
+    while (read < limit) {
+      const chunk = await this.readNew(
+        Math.min(this.policy.batchSize, limit - read),
+      );
+      read += chunk.length;
+      window.decode(chunk);
+      if (chunk.length === 0 || !window.onlyRowsOf(this.suspects)) {
+        return;
       }
     }
-    return more;
-  }
-
-  private decode(entries: Entry[]): Batch<T> {
-    const batch = new Batch<T>();
-    for (const { id: entry, fields } of entries) {
-      if (fields === null || fields.size === 0) {
-        batch.gone.push(entry);
-        continue;
-      }
-      try {
-        const id = fields.get("id");
-        const version = fields.get("version");
-        const payload = fields.get("payload");
-        if (
-          id === undefined ||
-          version === undefined ||
-          payload === undefined
-        ) {
-          throw new SerializationError(
-            "fields id, version and payload are required",
-          );
-        }
-        batch.add(entry, {
-          id: UTF8.decode(id),
-          // The writer trusts what it queued: the payload is the JSON of a T.
-          data: decodeJson(payload) as T,
-          version: parseVersion(version.toString("latin1")),
-        });
-      } catch (error) {
-        batch.undecodable.push({
-          entry,
-          error: `undecodable entry: ${String(error)}`,
-        });
-      }
-    }
-    return batch;
   }
 
   /** Write rows, retrying; the rows written and the rows rejected (with error text). */
@@ -1335,10 +1464,16 @@ class Flusher<T> {
         this.counters.retried += 1;
         continue;
       }
-      this.probe = rows[rows.length - 1] ?? null;
+      this.committed(rows);
       return { written: rows, rejected: [] };
     }
     return await this.isolate(rows, last);
+  }
+
+  /** The store took a write: its last row is the probe now, and suspects need none. */
+  private committed(rows: ReadonlyArray<Row<T>>): void {
+    this.probe = rows[rows.length - 1] ?? this.probe;
+    this.suspects.clear();
   }
 
   /**
@@ -1357,12 +1492,12 @@ class Flusher<T> {
   }> {
     const written: Array<Row<T>> = [];
     const errors = new Map<string, unknown>();
-    let suspects = rows;
+    let trying = rows;
     for (let pass = 0; pass < 2; pass += 1) {
       // A second chance: a store back mid-pass must not reject rows.
       const failed: Array<Row<T>> = [];
       let tookOneSince = false; // has the store taken a write since the last refusal?
-      for (const row of suspects) {
+      for (const row of trying) {
         try {
           await this.store.upsertMany([row]);
         } catch (error) {
@@ -1373,7 +1508,7 @@ class Flusher<T> {
           continue;
         }
         written.push(row);
-        this.probe = row;
+        this.committed([row]);
         tookOneSince = true;
       }
       if (failed.length === 0) {
@@ -1385,7 +1520,10 @@ class Flusher<T> {
           return { written, rejected: [] };
         }
         if (this.probe === null) {
-          this.readPast = true; // nothing to probe with: let new entries join
+          // Nothing to judge them by: try other rows first.
+          for (const row of rows) {
+            this.suspects.add(row.id);
+          }
         }
         throw new StoreUnavailable(
           "no row of the batch could be written, and no write proved the store up: " +
@@ -1393,11 +1531,11 @@ class Flusher<T> {
           { cause: last },
         );
       }
-      suspects = failed;
+      trying = failed;
     }
     return {
       written,
-      rejected: suspects.map((row) => ({
+      rejected: trying.map((row) => ({
         row,
         error: String(errors.get(row.id)),
       })),
@@ -1478,6 +1616,7 @@ export class WriteBehindCache<T = unknown> {
   readonly group: string;
   readonly ttl: number;
   readonly batchSize: number;
+  readonly readLimit: number;
   readonly flushInterval: number;
   readonly claimIdle: number;
   readonly maxRetries: number;
@@ -1509,6 +1648,12 @@ export class WriteBehindCache<T = unknown> {
       1,
       MAX_BATCH,
     );
+    this.readLimit = requireInt(
+      options.readLimit ?? DEFAULTS.readLimit,
+      "readLimit",
+      1,
+      MAX_READ_LIMIT,
+    );
     this.flushInterval = requirePositiveSeconds(
       options.flushInterval ?? DEFAULTS.flushInterval,
       "flushInterval",
@@ -1531,6 +1676,7 @@ export class WriteBehindCache<T = unknown> {
     const policy = new Policy(
       toMs(this.ttl),
       this.batchSize,
+      this.readLimit,
       this.flushInterval * 1000,
       toMs(this.claimIdle),
       this.maxRetries,
