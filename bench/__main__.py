@@ -18,7 +18,7 @@ from pathlib import Path
 
 from templategen.redis_server import RedisServer
 
-from .context import Run, machine_context
+from .context import Run, machine_context, uncommitted_code
 from .implementations import Implementations
 from .report import Section, results_markdown, section_markdown, targets_table
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--reps must be at least 1")
         return 2
     started = time.time()
+    uncommitted = uncommitted_code()
     workdir = Path(tempfile.mkdtemp(prefix="templategen-bench-"))
     sections: list[Section] = []
     try:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 section.seconds = time.perf_counter() - t0
                 sections.append(section)
                 print(section_markdown(section), flush=True)
-            context = machine_context(server, started)
+            context = machine_context(server, started, uncommitted)
             run.server_counts.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -17,7 +17,7 @@ from templategen.redis_server import RedisServer
 from .harness import ServerCounts
 from .implementations import Implementations
 
-__all__ = ["Run", "machine_context"]
+__all__ = ["Run", "machine_context", "uncommitted_code"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,27 @@ def _git_commit() -> str:
     return head
 
 
-def machine_context(server: RedisServer, started: float) -> list[tuple[str, str]]:
+def uncommitted_code() -> str:
+    """The code under test that differs from the commit: ``none``, or the files.
+
+    Taken when the run starts (the implementations are imported then); the checkout is
+    shared, so work in progress of others is measured too and must be named.
+    """
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "reference", "templates", "templategen"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    files = [line[3:] for line in status]
+    return ", ".join(files) if files else "none"
+
+
+def machine_context(server: RedisServer, started: float, uncommitted: str) -> list[tuple[str, str]]:
     redis_version = subprocess.run(
         [server.executable, "--version"], capture_output=True, text=True
     ).stdout.split()
@@ -111,6 +131,7 @@ def machine_context(server: RedisServer, started: float) -> list[tuple[str, str]
         ("redis-py", _version("redis")),
         ("hiredis", _version("hiredis")),
         ("templategen", f"{_version('templategen')} at commit {_git_commit()}"),
+        ("uncommitted changes in the code under test, at the start", uncommitted),
         (
             "dogpile.cache / cashews / aiocache",
             " / ".join(_version(d) for d in ("dogpile.cache", "cashews", "aiocache")),
