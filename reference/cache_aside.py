@@ -13,7 +13,10 @@ Guarantees
       ``invalidate`` of its key is never written *after* it. On a miss the reader puts a
       lease marker in the key's own slot and fills only if the marker is still there
       (see ``_lease``); every way of removing or overwriting the key revokes the lease.
-    - A hit is one round trip (EVALSHA), a miss two (read-or-lease, fill).
+    - A hit is one round trip, a miss two (read-or-lease, fill). The read is
+      ``SET key marker NX PX lease_ttl GET``: ``READ_OR_LEASE_LUA`` as one native command,
+      which a server that refuses it (before Redis 7.0, or out of memory, a read-only
+      replica) replaces with the script itself, at a second round trip (see ``_lease``).
     - ``ttl``, ``negative_ttl`` and ``lease_ttl`` are always > 0: a key never lives forever.
     - Signed-pickle data that fails verification is never unpickled.
 
@@ -59,10 +62,11 @@ Wire format
     - Value: exactly the serializer's bytes (``json`` by default; see ``serializers``),
       written with ``SET ... PX`` (milliseconds, optionally jittered by ±``jitter``).
     - Lease marker: ``b"\\xc1lease:" + 32 hex chars`` in the value slot, ``PX lease_ttl``.
-    - Scripts: ``READ_OR_LEASE_LUA`` (every get), ``FILL_IF_LEASED_LUA`` (the fill, and the
-      swap of undecodable bytes for a lease: it is a compare-and-set), ``RELEASE_LEASE_LUA``
-      (drop our lease when nothing will be filled), all three from ``_lease``. Deletes
-      use UNLINK.
+    - Every get reads with ``SET key marker NX PX lease_ttl GET``, or ``READ_OR_LEASE_LUA``
+      where that is refused: the same effect, so the other languages, which run the
+      script, share the keys. Scripts: ``FILL_IF_LEASED_LUA`` (the fill, and the swap of
+      undecodable bytes for a lease: it is a compare-and-set), ``RELEASE_LEASE_LUA`` (drop
+      our lease when nothing will be filled), both from ``_lease``. Deletes use UNLINK.
 
 Deviations from the design page
     - ``CacheManager(redis_url)`` → ``CacheManager(client)``: the caller owns the client
@@ -197,7 +201,10 @@ class CacheAside(Generic[T]):
         """The cached value of ``key``, or ``loader()`` stored for ``ttl`` seconds."""
         full = self._full_key(key)
         require_callable(loader)
-        ttl_s = self._ttl(ttl)
+        return self._get(full, loader, self._ttl(ttl))
+
+    def _get(self, full: str, loader: Callable[[], T], ttl_s: float) -> T:
+        """``get`` after its argument checks; decorated functions call this directly."""
         try:
             read = self._leases.read_or_lease(full, self._lease_ms)
         except REDIS_OUTAGE_ERRORS as exc:
@@ -382,7 +389,15 @@ def _canonical(value: object, where: str, func_name: str) -> object:
 
 
 def _default_key_builder(func: Callable[..., Any]) -> Callable[..., str]:
-    """``module.qualname:sha256(canonical JSON of the bound arguments)``."""
+    """``module.qualname:sha256(canonical JSON of the bound arguments)``.
+
+    The arguments are bound by name with defaults applied: f(1), f(x=1) and
+    f(1, y=<default>) are one call. ``Signature.bind`` does that at a cost above a
+    cached call's round trip, so a signature without ``*args`` or ``**kwargs`` is bound
+    here by position and name, the same way; any other, and a call this does not take
+    (too many arguments, a missing or unknown one), goes to ``Signature.bind``, which
+    binds it or raises.
+    """
     name = f"{func.__module__}.{func.__qualname__}"
     try:
         signature = inspect.signature(func)
@@ -390,13 +405,41 @@ def _default_key_builder(func: Callable[..., Any]) -> Callable[..., str]:
         raise ConfigurationError(
             f"cannot read the signature of {name} to build cache keys; pass key_builder="
         ) from exc
+    kind = inspect.Parameter
+    params = list(signature.parameters.values())
+    names = [p.name for p in params]  # the order Signature.bind returns them in
+    simple = all(p.kind not in (kind.VAR_POSITIONAL, kind.VAR_KEYWORD) for p in params)
+    positional = (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)
+    by_position = [p.name for p in params if p.kind in positional]
+    named = (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)
+    by_name = frozenset(p.name for p in params if p.kind in named)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    # json.dumps with any option set builds a new JSONEncoder on every call; this one has
+    # the same options, so it writes the same text.
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    def build(*args: Any, **kwargs: Any) -> str:
-        # bind + apply_defaults: f(1), f(x=1) and f(1, y=<default>) are one call.
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if (
+            simple
+            and len(args) <= len(by_position)
+            and (
+                not kwargs
+                or (kwargs.keys() <= by_name and kwargs.keys().isdisjoint(by_position[: len(args)]))
+            )
+        ):
+            given = {**defaults, **dict(zip(by_position, args, strict=False)), **kwargs}
+            # Fewer: a parameter without a default was not passed.
+            if len(given) == len(names):
+                return {param: given[param] for param in names}
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        data = {param: _canonical(value, param, name) for param, value in bound.arguments.items()}
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return bound.arguments
+
+    def build(*args: Any, **kwargs: Any) -> str:
+        data = {
+            param: _canonical(value, param, name) for param, value in bind(args, kwargs).items()
+        }
+        text = encoder.encode(data)
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{name}:{digest}"
 
@@ -463,7 +506,9 @@ class CacheManager:
 
             @functools.wraps(func)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                return cache.get(key_for(*args, **kwargs), lambda: func(*args, **kwargs))
+                # Past get()'s checks: the loader is ours and the ttl the config's.
+                full = cache._full_key(key_for(*args, **kwargs))
+                return cache._get(full, lambda: func(*args, **kwargs), config.ttl)
 
             def invalidate(*args: P.args, **kwargs: P.kwargs) -> bool:
                 return cache.delete(key_for(*args, **kwargs))

@@ -4,11 +4,12 @@ The pattern
     ``set(id, data)`` upserts the row into the :class:`~.store.Store` (the database is
     the source of truth and assigns the row a new version), then writes the row into
     Redis with a compare-and-set that never replaces a newer version with an older one.
-    ``get(id)`` reads Redis (one EVALSHA on a hit); on a miss it takes a lease (see
-    ``_lease``), reads the row from the store and fills the cache only if its lease is
-    still in the slot. ``delete(id)`` deletes the row (the store keeps counting its
-    versions), then writes a *tombstone* -- "no such row", at the deletion's version --
-    through the same compare-and-set, so no older write can land after it.
+    ``get(id)`` reads Redis (one command on a hit: ``SET ... NX ... GET``, which reads
+    and, on a miss, takes a lease; see ``_lease``), reads the row from the store on a
+    miss and fills the cache only if its lease is still in the slot. ``delete(id)``
+    deletes the row (the store keeps counting its versions), then writes a *tombstone*
+    -- "no such row", at the deletion's version -- through the same compare-and-set, so
+    no older write can land after it.
 
 Guarantees (for a store whose versions only grow, deletes included; see ``store``)
     - Concurrent writers and deleters: once every ``set`` and ``delete`` has returned,
@@ -78,8 +79,9 @@ Wire format (what the TypeScript and Go renderings read and write byte for byte)
       the ``negative_ttl`` expiry. A ``get`` that finds a tombstone returns None
       without reading the database; any newer version replaces it.
     - Lease marker: ``0xC1 "lease:" <32 hex>`` (``_lease``), older than any entry.
-    - Scripts: ``READ_OR_LEASE_LUA``, ``FILL_IF_LEASED_LUA`` and ``RELEASE_LEASE_LUA``
-      from ``_lease``, plus ``SET_IF_NEWER_LUA`` here.
+    - Reads: ``SET key marker NX PX lease_ttl GET``, or ``READ_OR_LEASE_LUA`` where the
+      server refuses that (same effect; see ``_lease``). Scripts: ``FILL_IF_LEASED_LUA``
+      and ``RELEASE_LEASE_LUA`` from ``_lease``, plus ``SET_IF_NEWER_LUA`` here.
 
 Deviations from the design page
     - ``WriteThroughCache(redis_client, db, collection_name, ttl)`` becomes

@@ -7,8 +7,11 @@ traffic: ``CountingRedis`` records each command the client sends.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import json
 import logging
 import pickle
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ import redis
 from _helpers import CountingRedis, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from templategen.reference._lease import LEASE_PREFIX
+from templategen.reference._lease import LEASE_PREFIX, new_lease_token
 from templategen.reference.cache_aside import CacheAside, CacheConfig, CacheManager
 from templategen.reference.errors import (
     CacheUnavailableError,
@@ -161,11 +164,37 @@ def test_hit_costs_one_round_trip_and_miss_two(client: CountingRedis, serializer
     client.sent.clear()
 
     cache.get("k", Loader({"a": 1}))
-    assert client.sent == ["EVALSHA", "EVALSHA"]  # read-or-lease, fill
+    assert client.sent == ["SET", "EVALSHA"]  # read-or-lease (SET NX GET), fill
     client.sent.clear()
 
     cache.get("k", Loader("unused"))
-    assert client.sent == ["EVALSHA"]
+    assert client.sent == ["SET"]
+
+
+def test_hits_are_served_while_redis_refuses_writes_and_misses_raise_its_refusal(
+    private_redis: RedisServer,
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    cache = make(client)
+    cache.set("k", "cached")
+    # At maxmemory with noeviction Redis refuses SET, even SET ... NX ... GET of a key
+    # that exists: the read falls back to the script, which on a hit only reads.
+    client.config_set("maxmemory", 1)
+    try:
+        assert cache.get("k", Loader("unused")) == "cached"
+        loader = Loader("from the database")
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            cache.get("other", loader)  # not an outage: the refusal reaches the caller
+        assert loader.calls == 0
+    finally:
+        client.config_set("maxmemory", 0)
+        client.close()
+
+
+def test_lease_tokens_are_unique_markers_of_32_hex_characters() -> None:
+    tokens = [new_lease_token() for _ in range(100_000)]
+    assert len(set(tokens)) == len(tokens)
+    assert all(re.fullmatch(rb"\xc1lease:[0-9a-f]{32}", token) for token in tokens)
 
 
 def test_per_call_ttl_overrides_the_default(client: CountingRedis) -> None:
@@ -249,7 +278,7 @@ def test_second_reader_during_a_lease_loads_for_itself_and_writes_nothing(
     client.sent.clear()
 
     assert cache.get("k", Loader("second")) == "second"
-    assert client.sent == ["EVALSHA"]  # saw the lease: no write
+    assert client.sent == ["SET"]  # saw the lease: no write
     raw = client.get("cache:k")
     assert isinstance(raw, bytes) and raw.startswith(LEASE_PREFIX)
 
@@ -510,7 +539,8 @@ def test_redis_timing_out_serves_loader_values(
     caplog.set_level(logging.WARNING, logger=LOGGER)
     cache = make(outage_client(private_redis))
     admin = redis.Redis.from_url(private_redis.url)
-    # Pausing writes holds every EVALSHA unanswered: the client times out.
+    # Pausing writes holds every read unanswered (SET ... NX ... GET, or the script, may
+    # write): the client times out.
     admin.client_pause(30_000, all=False)
     try:
         loader = Loader("from the database")
@@ -607,6 +637,83 @@ def test_default_key_is_prefix_function_name_and_sha256_of_sorted_compact_json(
 
     assert client.keys("search:*") == [key("search", search, '{"page":2,"query":"naïve"}')]
     assert client.keys("batch:*") == [key("batch", batch, '{"ids":[3,1],"options":{"fast":true}}')]
+
+
+def _signature_key(prefix: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+    """The documented key, its arguments bound by ``inspect.Signature.bind`` itself."""
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    canonical = json.dumps(
+        bound.arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return f"{prefix}:{func.__module__}.{func.__qualname__}:{digest}".encode()
+
+
+def _named(a: int, b: int = 2, *, c: str = "c") -> str:
+    return "named"
+
+
+def _positional_only(a: int, /, b: int, *, c: Any) -> str:
+    return "positional only"
+
+
+def _variadic(*ids: int, **options: Any) -> str:
+    return "variadic"
+
+
+def _mixed(a: int, *rest: int, key: str | None = None) -> str:
+    return "mixed"
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "kwargs"),
+    [
+        (_named, (1,), {}),
+        (_named, (1, 2), {}),
+        (_named, (1, 5), {}),
+        (_named, (1,), {"b": 5}),
+        (_named, (), {"a": 1}),
+        (_named, (), {"b": 5, "a": 1}),
+        (_named, (1,), {"c": "naïve"}),
+        (_named, (1, 2), {"c": "x"}),
+        (_named, ([1, "x", None], {"k": [True, 1.5]}), {}),
+        (_positional_only, (1, 2), {"c": 3}),
+        (_positional_only, (1,), {"b": 2, "c": None}),
+        (_variadic, (), {}),
+        (_variadic, (3, 1), {"fast": True}),
+        (_mixed, (1,), {}),
+        (_mixed, (1, 2, 3), {"key": "k"}),
+    ],
+)
+def test_every_call_shape_gets_the_key_of_its_arguments_bound_by_signature(
+    client: CountingRedis, manager: CacheManager, func: Callable[..., str], args: Any, kwargs: Any
+) -> None:
+    decorated = manager.cache_aside("shape")(func)
+    assert decorated(*args, **kwargs) == func(*args, **kwargs)
+    assert client.keys("shape:*") == [_signature_key("shape", func, *args, **kwargs)]
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "kwargs"),
+    [
+        (_named, (), {}),  # a missing
+        (_named, (1, 2, 3), {}),  # one too many
+        (_named, (1,), {"a": 1}),  # a twice
+        (_named, (1,), {"d": 1}),  # no such parameter
+        (_named, (1, 2, "c"), {}),  # c is keyword-only
+        (_positional_only, (), {"a": 1, "b": 2, "c": 3}),  # a by name
+        (_positional_only, (1, 2), {}),  # c missing
+    ],
+)
+def test_calls_the_function_would_refuse_raise_type_error_and_touch_nothing(
+    client: CountingRedis, manager: CacheManager, func: Callable[..., str], args: Any, kwargs: Any
+) -> None:
+    decorated = manager.cache_aside("shape")(func)
+    client.sent.clear()
+    with pytest.raises(TypeError):
+        decorated(*args, **kwargs)
+    assert client.sent == []
 
 
 def test_functions_with_the_same_name_in_different_modules_do_not_share_keys(
@@ -795,10 +902,10 @@ def test_decorator_hit_costs_one_round_trip_and_miss_two(
     square(0)  # loads the scripts once
     client.sent.clear()
     assert square(3) == 9
-    assert client.sent == ["EVALSHA", "EVALSHA"]
+    assert client.sent == ["SET", "EVALSHA"]
     client.sent.clear()
     assert square(3) == 9
-    assert client.sent == ["EVALSHA"]
+    assert client.sent == ["SET"]
 
 
 @dataclass(frozen=True)

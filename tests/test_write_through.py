@@ -189,21 +189,44 @@ def test_a_failing_store_raises_store_error_and_leaves_the_cache_as_it_was(
 # --- the read path ------------------------------------------------------------------
 
 
-def test_a_hit_is_one_evalsha_and_never_touches_the_store(
+def test_a_hit_is_one_command_and_never_touches_the_store(
     own_client: redis.Redis, store: HookedStore
 ) -> None:
     # A server of this test's own: its command counts are ours alone.
     redis_client = own_client
     cache = WriteThroughCache(redis_client, store, prefix="users", ttl=TTL)
     cache.set("ada", {"name": "Ada"})
-    cache.get("ada")  # loads the script into Redis (EVALSHA, NOSCRIPT, SCRIPT LOAD)
+    cache.get("ada")
     store.gets = 0
     redis_client.config_resetstat()
     assert cache.get("ada") == Row("ada", {"name": "Ada"}, 1)
     calls = {name: stat["calls"] for name, stat in redis_client.info("commandstats").items()}
-    # The GET is the one inside the script; CONFIG RESETSTAT is this test's own.
-    assert calls == {"cmdstat_evalsha": 1, "cmdstat_get": 1, "cmdstat_config|resetstat": 1}
+    # The read-or-lease as one SET ... NX ... GET, which on a hit writes nothing; CONFIG
+    # RESETSTAT is this test's own.
+    assert calls == {"cmdstat_set": 1, "cmdstat_config|resetstat": 1}
+    assert redis_client.get("users:ada") == b'1:{"name":"Ada"}'
     assert store.gets == 0
+
+
+def test_a_hit_is_served_from_the_cache_while_redis_refuses_writes(
+    own_client: redis.Redis, store: HookedStore
+) -> None:
+    cache = WriteThroughCache(own_client, store, prefix="users", ttl=TTL)
+    cache.set("ada", {"name": "Ada"})
+    store.inner.upsert("bob", {"name": "Bob"})
+    store.gets = 0
+    # At maxmemory with noeviction Redis refuses SET, even SET ... NX ... GET of a key
+    # that exists: the read falls back to the script, which on a hit only reads.
+    own_client.config_set("maxmemory", 1)
+    try:
+        assert cache.get("ada") == Row("ada", {"name": "Ada"}, 1)
+        assert store.gets == 0
+        # A miss cannot take its lease: the store answers, and nothing is cached.
+        assert cache.get("bob") == Row("bob", {"name": "Bob"}, 1)
+        assert store.gets == 1
+        assert own_client.exists("users:bob") == 0
+    finally:
+        own_client.config_set("maxmemory", 0)
 
 
 def test_a_miss_reads_the_store_once_and_fills_the_cache(

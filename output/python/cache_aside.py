@@ -31,7 +31,10 @@ Guarantees
       ``invalidate`` of its key is never written *after* it. On a miss the reader puts a
       lease marker in the key's own slot and fills only if the marker is still there;
       every way of removing or overwriting the key revokes the lease.
-    - A hit is one round trip (EVALSHA), a miss two (read-or-lease, fill).
+    - A hit is one round trip, a miss two (read-or-lease, fill). The read is
+      ``SET key marker NX PX lease_ttl GET``: READ_OR_LEASE_LUA as one native command,
+      which a server that refuses it (before Redis 7.0, or out of memory, a read-only
+      replica) replaces with the script itself, at a second round trip.
     - ``ttl``, ``negative_ttl`` and ``lease_ttl`` are always > 0: no key lives forever.
 
 Failure modes
@@ -78,8 +81,10 @@ Wire format (shared with every language this pattern is generated in)
     - Lease marker: ``b"\\xc1lease:"`` + 32 hex chars in the value slot, with
       ``PX lease_ttl``. No serialized value starts with 0xC1, so a marker is never
       taken for a value.
-    - Scripts: ``READ_OR_LEASE_LUA`` (every get), ``FILL_IF_LEASED_LUA`` (the fill, and
-      the swap of undecodable bytes for a lease: it is a compare-and-set),
+    - Every get reads with ``SET key marker NX PX lease_ttl GET``, or
+      ``READ_OR_LEASE_LUA`` where that is refused: the same effect, so languages that
+      run the script share the keys. Scripts: ``FILL_IF_LEASED_LUA`` (the fill, and the
+      swap of undecodable bytes for a lease: it is a compare-and-set),
       ``RELEASE_LEASE_LUA`` (drop our lease when nothing will be filled). Deletes use
       UNLINK. The script texts are byte for byte those of every other language.
 
@@ -98,9 +103,9 @@ import inspect
 import json
 import logging
 import math
+import os
 import random
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -363,7 +368,8 @@ LEASE_PREFIX = b"\xc1lease:"
 
 # KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in ms.
 # Returns the stored bytes (a value, or another reader's lease marker), or nil when the
-# key was empty and our lease now holds it.
+# key was empty and our lease now holds it. Here it runs only where the server refuses
+# SET ... NX ... GET, which does the same (see LeaseScripts); other languages run it.
 READ_OR_LEASE_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -385,14 +391,19 @@ return 0
 
 
 def new_lease_token() -> bytes:
-    return LEASE_PREFIX + uuid.uuid4().hex.encode("ascii")
+    """Our marker: 16 random bytes as 32 hex characters, unique per miss.
+
+    Tokens are only compared for equality; os.urandom costs a fraction of uuid4 on a
+    path that makes one for every read.
+    """
+    return LEASE_PREFIX + os.urandom(16).hex().encode("ascii")
 
 
 def is_lease(data: bytes) -> bool:
     return data.startswith(LEASE_PREFIX)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that costs twice as much, on every read
 class LeaseRead:
     """The outcome of :meth:`LeaseScripts.read_or_lease`.
 
@@ -406,15 +417,35 @@ class LeaseRead:
 
 
 class LeaseScripts:
-    """The two lease scripts, registered once per client (EVALSHA, EVAL on NOSCRIPT)."""
+    """The lease read and the fill on one client.
+
+    The read is ``SET key marker NX PX lease_ms GET``: READ_OR_LEASE_LUA as one native
+    command (Redis 7.0 and later take NX and GET together), which returns the stored
+    bytes and leaves them alone, or puts our marker in an empty slot and returns nil,
+    atomically, at about the server's cost of a GET. A server that refuses it (older
+    than 7.0; or refusing writes: out of memory under noeviction, a read-only replica,
+    an ACL without SET) gets the script instead, which on a hit only reads, so reads
+    work there as before, at a second round trip.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
+        self._client = client
         self._read_or_lease = client.register_script(READ_OR_LEASE_LUA)
         self._fill = client.register_script(FILL_IF_LEASED_LUA)
 
     def read_or_lease(self, key: str, lease_ms: int) -> LeaseRead:
         token = new_lease_token()
-        stored = self._read_or_lease(keys=[key], args=[token, lease_ms])
+        try:
+            # execute_command, not client.set(), which checks a dozen options on every
+            # call; get=True tells redis-py's SET reply parser to return the old value,
+            # not a bool. Bytes go out as they are, where str is encoded on every call.
+            stored = self._client.execute_command(  # type: ignore[no-untyped-call]
+                "SET", key, token, b"NX", b"PX", lease_ms, b"GET", get=True
+            )
+        except redis.ResponseError:
+            # Refused (see the class docstring): the script does the same in one call
+            # and, on a hit, only reads. Its errors are the caller's, as before.
+            stored = self._read_or_lease(keys=[key], args=[token, lease_ms])
         if stored is None:
             return LeaseRead(value=None, token=token)
         if is_lease(stored):
@@ -508,7 +539,10 @@ class CacheAside(Generic[T]):
         """The cached value of ``key``, or ``loader()`` stored for ``ttl`` seconds."""
         full = self._full_key(key)
         require_callable(loader)
-        ttl_s = self._ttl(ttl)
+        return self._get(full, loader, self._ttl(ttl))
+
+    def _get(self, full: str, loader: Callable[[], T], ttl_s: float) -> T:
+        """``get`` after its argument checks; decorated functions call this directly."""
         try:
             read = self._leases.read_or_lease(full, self._lease_ms)
         except REDIS_OUTAGE_ERRORS as exc:
@@ -703,7 +737,15 @@ def _canonical(value: object, where: str, func_name: str) -> object:
 
 
 def _default_key_builder(func: Callable[..., Any]) -> Callable[..., str]:
-    """``module.qualname:sha256(canonical JSON of the bound arguments)``."""
+    """``module.qualname:sha256(canonical JSON of the bound arguments)``.
+
+    The arguments are bound by name with defaults applied: f(1), f(x=1) and
+    f(1, y=<default>) are one call. ``Signature.bind`` does that at a cost above a
+    cached call's round trip, so a signature without ``*args`` or ``**kwargs`` is bound
+    here by position and name, the same way; any other, and a call this does not take
+    (too many arguments, a missing or unknown one), goes to ``Signature.bind``, which
+    binds it or raises.
+    """
     name = f"{func.__module__}.{func.__qualname__}"
     try:
         signature = inspect.signature(func)
@@ -712,18 +754,47 @@ def _default_key_builder(func: Callable[..., Any]) -> Callable[..., str]:
             f"cannot read the signature of {name} to build cache keys; "
             "pass key_builder="
         ) from exc
+    kind = inspect.Parameter
+    params = list(signature.parameters.values())
+    names = [p.name for p in params]  # the order Signature.bind returns them in
+    simple = all(p.kind not in (kind.VAR_POSITIONAL, kind.VAR_KEYWORD) for p in params)
+    positional = (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)
+    by_position = [p.name for p in params if p.kind in positional]
+    named = (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)
+    by_name = frozenset(p.name for p in params if p.kind in named)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    # json.dumps with any option set builds a new JSONEncoder on every call; this one
+    # has the same options, so it writes the same text.
+    encoder = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
-    def build(*args: Any, **kwargs: Any) -> str:
-        # bind + apply_defaults: f(1), f(x=1) and f(1, y=<default>) are one call.
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if (
+            simple
+            and len(args) <= len(by_position)
+            and (
+                not kwargs
+                or (
+                    kwargs.keys() <= by_name
+                    and kwargs.keys().isdisjoint(by_position[: len(args)])
+                )
+            )
+        ):
+            given = {**defaults, **dict(zip(by_position, args, strict=False)), **kwargs}
+            # Fewer: a parameter without a default was not passed.
+            if len(given) == len(names):
+                return {param: given[param] for param in names}
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
+        return bound.arguments
+
+    def build(*args: Any, **kwargs: Any) -> str:
         data = {
             param: _canonical(value, param, name)
-            for param, value in bound.arguments.items()
+            for param, value in bind(args, kwargs).items()
         }
-        text = json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        text = encoder.encode(data)
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{name}:{digest}"
 
@@ -787,9 +858,9 @@ class CacheManager:
 
             @functools.wraps(func)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-                return cache.get(
-                    key_for(*args, **kwargs), lambda: func(*args, **kwargs)
-                )
+                # Past get()'s checks: the loader is ours and the ttl the config's.
+                full = cache._full_key(key_for(*args, **kwargs))
+                return cache._get(full, lambda: func(*args, **kwargs), config.ttl)
 
             def invalidate(*args: P.args, **kwargs: P.kwargs) -> bool:
                 return cache.delete(key_for(*args, **kwargs))

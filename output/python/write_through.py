@@ -14,11 +14,11 @@
 ``set(id, data)`` upserts the row into the store (the database is the source of truth
 and gives the row a new version), then writes it into Redis with a compare-and-set
 that never replaces a newer version with an older one. ``get(id)`` reads Redis (one
-EVALSHA on a hit); on a miss it takes a lease, reads the row from the store and fills
-the cache only if its lease is still in the slot. ``delete(id)`` deletes the row (the
-store keeps counting its versions), then writes a *tombstone* -- "no such row", at the
-deletion's version -- through the same compare-and-set, so no older write can land
-after it.
+command on a hit: ``SET ... NX ... GET``, which reads and, on a miss, takes a lease);
+on a miss it reads the row from the store and fills the cache only if its lease is
+still in the slot. ``delete(id)`` deletes the row (the store keeps counting its
+versions), then writes a *tombstone* -- "no such row", at the deletion's version --
+through the same compare-and-set, so no older write can land after it.
 
 The database is anything with the four methods of ``Store`` (``get``, ``upsert``,
 ``upsert_many``, ``delete``); ``SQLiteStore`` below, on the standard library's sqlite3,
@@ -96,8 +96,10 @@ Wire format (shared with every language this pattern is generated in)
       without reading the database; any newer version replaces it.
     - Lease marker: ``b"\\xc1lease:"`` + 32 hex chars in the value slot, with ``PX
       lease_ttl``; older than any entry. No serialized value starts with 0xC1.
-    - Scripts: ``READ_OR_LEASE_LUA``, ``FILL_IF_LEASED_LUA``, ``SET_IF_NEWER_LUA`` and
-      ``RELEASE_LEASE_LUA``, byte for byte those of every other language.
+    - Reads: ``SET key marker NX PX lease_ttl GET``, or ``READ_OR_LEASE_LUA`` where the
+      server refuses that (same effect). Scripts: ``READ_OR_LEASE_LUA``,
+      ``FILL_IF_LEASED_LUA``, ``SET_IF_NEWER_LUA`` and ``RELEASE_LEASE_LUA``, byte for
+      byte those of every other language.
 
 Differences from the Python reference (templategen.reference.write_through)
     - The options have defaults (the generated ones): ``prefix`` and ``ttl`` may be
@@ -113,9 +115,9 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,7 +307,8 @@ LEASE_PREFIX = b"\xc1lease:"
 
 # KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in ms.
 # Returns the stored bytes (a value, or another reader's lease marker), or nil when the
-# key was empty and our lease now holds it.
+# key was empty and our lease now holds it. Here it runs only where the server refuses
+# SET ... NX ... GET, which does the same (see LeaseScripts); other languages run it.
 READ_OR_LEASE_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -327,14 +330,19 @@ return 0
 
 
 def new_lease_token() -> bytes:
-    return LEASE_PREFIX + uuid.uuid4().hex.encode("ascii")
+    """Our marker: 16 random bytes as 32 hex characters, unique per miss.
+
+    Tokens are only compared for equality; os.urandom costs a fraction of uuid4 on a
+    path that makes one for every read.
+    """
+    return LEASE_PREFIX + os.urandom(16).hex().encode("ascii")
 
 
 def is_lease(data: bytes) -> bool:
     return data.startswith(LEASE_PREFIX)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that costs twice as much, on every read
 class LeaseRead:
     """The outcome of :meth:`LeaseScripts.read_or_lease`.
 
@@ -348,15 +356,35 @@ class LeaseRead:
 
 
 class LeaseScripts:
-    """The two lease scripts, registered once per client (EVALSHA, EVAL on NOSCRIPT)."""
+    """The lease read and the fill on one client.
+
+    The read is ``SET key marker NX PX lease_ms GET``: READ_OR_LEASE_LUA as one native
+    command (Redis 7.0 and later take NX and GET together), which returns the stored
+    bytes and leaves them alone, or puts our marker in an empty slot and returns nil,
+    atomically, at about the server's cost of a GET. A server that refuses it (older
+    than 7.0; or refusing writes: out of memory under noeviction, a read-only replica,
+    an ACL without SET) gets the script instead, which on a hit only reads, so reads
+    work there as before, at a second round trip.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
+        self._client = client
         self._read_or_lease = client.register_script(READ_OR_LEASE_LUA)
         self._fill = client.register_script(FILL_IF_LEASED_LUA)
 
     def read_or_lease(self, key: str, lease_ms: int) -> LeaseRead:
         token = new_lease_token()
-        stored = self._read_or_lease(keys=[key], args=[token, lease_ms])
+        try:
+            # execute_command, not client.set(), which checks a dozen options on every
+            # call; get=True tells redis-py's SET reply parser to return the old value,
+            # not a bool. Bytes go out as they are, where str is encoded on every call.
+            stored = self._client.execute_command(  # type: ignore[no-untyped-call]
+                "SET", key, token, b"NX", b"PX", lease_ms, b"GET", get=True
+            )
+        except redis.ResponseError:
+            # Refused (see the class docstring): the script does the same in one call
+            # and, on a hit, only reads. Its errors are the caller's, as before.
+            stored = self._read_or_lease(keys=[key], args=[token, lease_ms])
         if stored is None:
             return LeaseRead(value=None, token=token)
         if is_lease(stored):
