@@ -396,7 +396,7 @@ class StampedePrevention:
         """
         require_key(cache_key, "cache_key")
         require_callable(loader)
-        ttl_ms = to_ms(require_positive_seconds(ttl, "ttl"))
+        ttl_s = require_positive_seconds(ttl, "ttl")
         key = self._value_key(cache_key)
         redis_down = False
         try:
@@ -413,7 +413,7 @@ class StampedePrevention:
         def fill() -> tuple[Any, bytes]:
             if redis_down:
                 return self._load_without_redis(loader)
-            return self._fill(key, loader, ttl_ms)
+            return self._fill(key, loader, to_ms(ttl_s))
 
         try:
             leader, (value, data) = self._flights.run(key, fill, self._wait_timeout)

@@ -598,7 +598,7 @@ class StampedeLockCache:
         """
         require_key(cache_key, "cache_key")
         require_callable(loader)
-        ttl_ms = to_ms(require_positive_seconds(ttl, "ttl"))
+        ttl_s = require_positive_seconds(ttl, "ttl")
         key = self._value_key(cache_key)
         redis_down = False
         try:
@@ -615,7 +615,7 @@ class StampedeLockCache:
         def fill() -> tuple[Any, bytes]:
             if redis_down:
                 return self._load_without_redis(loader)
-            return self._fill(key, loader, ttl_ms)
+            return self._fill(key, loader, to_ms(ttl_s))
 
         try:
             leader, (value, data) = self._flights.run(key, fill, self._wait_timeout)
