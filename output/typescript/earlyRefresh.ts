@@ -271,7 +271,7 @@ function toMs(seconds: number): number {
 /**
  * Logs one warning when Redis becomes unreachable and one when it is back.
  *
- * A cache that fails open keeps serving from the loader during an outage; logging every
+ * A cache that fails open keeps serving from the source of truth during an outage; logging every
  * failed call would bury the one line that matters under thousands.
  */
 class OutageLog {
@@ -285,7 +285,7 @@ class OutageLog {
     }
     this.down = true;
     console.warn(
-      `${this.name}: Redis unavailable (${String(error)}); serving from the loader until it is back`,
+      `${this.name}: Redis unavailable (${String(error)}); failing open until it is back`,
     );
   }
 

@@ -510,7 +510,7 @@ func isOutage(ctx context.Context, err error) bool {
 }
 
 // outageLog logs one warning when Redis becomes unreachable and one when it is back. A
-// cache that fails open keeps serving from the loader during an outage; a line per
+// cache that fails open keeps serving from the source of truth during an outage; a line per
 // call would bury the one line that matters under thousands.
 type outageLog struct {
 	logger *slog.Logger
@@ -519,7 +519,7 @@ type outageLog struct {
 
 func (o *outageLog) failed(err error) {
 	if o.down.CompareAndSwap(false, true) {
-		o.logger.Warn(packageName+": Redis unavailable; serving from the loader until it is back", "error", err)
+		o.logger.Warn(packageName+": Redis unavailable; failing open until it is back", "error", err)
 	}
 }
 
