@@ -435,13 +435,35 @@ def _default_key_builder(func: Callable[..., Any]) -> Callable[..., str]:
         bound.apply_defaults()
         return bound.arguments
 
-    def build(*args: Any, **kwargs: Any) -> str:
+    def make(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         data = {
             param: _canonical(value, param, name) for param, value in bind(args, kwargs).items()
         }
         text = encoder.encode(data)
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{name}:{digest}"
+
+    # Calls repeat, so the keys of calls by position with only str and int arguments
+    # are remembered: equal tuples of those encode alike (bool is left out: True == 1,
+    # but one is true and the other 1). Not when a default could change between calls
+    # (a list, say). At most 1024 keys, forgotten all at once when full.
+    immutable = (str, int, float, bool, type(None))
+    remember = all(type(default) in immutable for default in defaults.values())
+    known: dict[tuple[Any, ...], str] = {}
+
+    def build(*args: Any, **kwargs: Any) -> str:
+        if kwargs or not remember:
+            return make(args, kwargs)
+        for arg in args:
+            if type(arg) is not str and type(arg) is not int:
+                return make(args, kwargs)
+        key = known.get(args)
+        if key is None:
+            key = make(args, kwargs)
+            if len(known) >= 1024:
+                known.clear()
+            known[args] = key
+        return key
 
     return build
 

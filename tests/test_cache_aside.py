@@ -691,7 +691,45 @@ def test_every_call_shape_gets_the_key_of_its_arguments_bound_by_signature(
 ) -> None:
     decorated = manager.cache_aside("shape")(func)
     assert decorated(*args, **kwargs) == func(*args, **kwargs)
+    assert decorated(*args, **kwargs) == func(*args, **kwargs)  # a hit, the same key
     assert client.keys("shape:*") == [_signature_key("shape", func, *args, **kwargs)]
+
+
+def test_equal_arguments_of_different_types_keep_their_own_keys_on_every_call(
+    client: CountingRedis, manager: CacheManager
+) -> None:
+    seen: list[Any] = []
+
+    @manager.cache_aside("eq")
+    def echo(x: Any) -> str:
+        seen.append(x)
+        return repr(x)
+
+    # Equal to one another, or hashed alike, but each encodes differently.
+    arguments: list[Any] = [1, True, 1.0, "1", 0.0, -0.0, 0]
+    for _ in range(2):
+        assert [echo(x) for x in arguments] == [repr(x) for x in arguments]
+    assert seen == arguments  # each loaded once, then a hit under its own key
+    expected = {_signature_key("eq", echo.__wrapped__, x) for x in arguments}  # type: ignore[attr-defined]
+    assert set(client.keys("eq:*")) == expected and len(expected) == len(arguments)
+
+
+def test_a_default_changed_between_calls_changes_the_key(
+    client: CountingRedis, manager: CacheManager
+) -> None:
+    fields: list[str] = ["name"]
+
+    def find(user_id: int, only: list[str] = fields) -> str:
+        return ",".join(only)
+
+    cached = manager.cache_aside("dflt")(find)
+    assert cached(1) == "name"
+    fields.append("email")
+    assert cached(1) == "name,email"  # a new key, as Signature.bind binds the default now
+    assert set(client.keys("dflt:*")) == {
+        _signature_key("dflt", find, 1),
+        _signature_key("dflt", find, 1, ["name"]),
+    }
 
 
 @pytest.mark.parametrize(
