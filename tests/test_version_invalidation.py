@@ -116,27 +116,6 @@ def test_an_own_increment_keeps_the_next_read_at_one_mget(
     assert cache.lookup("user", "1") == VersionedLookup(found=False, value=None, version=1)
 
 
-class ClientSideCachingRedis(redis.Redis):
-    """Says it has client-side caching on, as a client with a cache_config would."""
-
-    def get_cache(self) -> Any:
-        return object()
-
-
-def test_with_client_side_caching_every_read_is_the_script_never_a_cachable_mget(
-    redis_url: str, redis_client: redis.Redis
-) -> None:
-    # redis-py's client-side caching needs Redis 7.4; the client above only claims it.
-    client = ClientSideCachingRedis.from_url(redis_url)
-    cache = VersionedCache(client, prefix=P)
-    cache.set("user", "1", "v0")
-    cache.increment_version("user")
-    cache.set("user", "1", "v1")
-    for _ in range(3):
-        assert reads(redis_client, lambda: cache.get("user", "1")) == {"evalsha": 1, "get": 2}
-    client.close()
-
-
 def test_a_vanished_counter_reads_version_zero_as_the_script_does(
     cache: VersionedCache, redis_client: redis.Redis
 ) -> None:

@@ -25,8 +25,7 @@ Guarantees
       version, exactly what ``GET_LUA`` would return; if not, ``GET_LUA`` reads both
       (as it does for a cache's first read of an entity). So the first read after an
       increment made elsewhere takes two round trips. An MGET costs the server about
-      what a GET does; the script, about a third more. With redis-py's client-side
-      caching on, every read is the script: a cached MGET could be a stale copy.
+      what a GET does; the script, about a third more.
     - After ``increment_version`` returns, no read returns an entry written under an
       older version.
     - A value loaded under an old version never lands under a new one: ``lookup``
@@ -334,11 +333,6 @@ class VersionedCache:
         self._get = client.register_script(GET_LUA)
         self._set = client.register_script(SET_LUA)
         self._versions: dict[str, bytes] = {}  # entity -> the version last read
-        # redis-py's client-side caching (opt-in, 5.1 and later) may answer an MGET from
-        # a local copy that an increment elsewhere has not invalidated yet: with it on,
-        # every read takes the script, which is never cached.
-        get_cache = getattr(client, "get_cache", None)
-        self._mget_reads = get_cache is None or get_cache() is None
 
     def _version_key(self, entity: str) -> str:
         return f"{self.prefix}:version:{entity}"
@@ -452,7 +446,7 @@ class VersionedCache:
     def _read(self, entity: str, id: str) -> tuple[bytes, bytes | None]:
         """``(version, stored bytes or None)``, read at one instant (see the module)."""
         version_key = self._version_key(entity)
-        last = self._versions.get(entity) if self._mget_reads else None
+        last = self._versions.get(entity)
         if last is not None:
             # MGET reads both keys at one instant: if the version is still `last`, the
             # entry is the one under the current version. A missing counter is "0".
