@@ -7,13 +7,13 @@ every entry of the entity a miss at once, in O(1), without finding or deleting t
 schema change, a bulk import). The orphaned entries expire by their TTL.
 
 Guarantees
-    - A read is one round trip: an ``MGET`` of the version and of the entry under the
-      version this cache read last for the entity, which reads both at one instant. If
-      the version it returns is that one, the entry is the one under the current
-      version, exactly what ``GET_LUA`` would return; if not, ``GET_LUA`` reads both (as
-      it does for a cache's first read of an entity). So the first read after an
-      increment made elsewhere takes two round trips. An MGET costs the server about
-      what a GET does; the script, about a third more.
+    - A read is one round trip, reading the version and the entry under it at one
+      instant: an ``MGET`` of the version and of the entry under the version this cache
+      read last for the entity. When the version MGET returns is that one, the entry it
+      returned is the one under the current version, read at the same instant, exactly
+      what ``GET_LUA`` returns; when it is not (the first read of an entity, or the
+      first after an increment elsewhere), ``GET_LUA`` reads both, so that read takes
+      two round trips. A script costs the server about twice what an MGET does.
     - After ``increment_version`` returns, no read returns an entry written under an
       older version.
     - A value loaded under an old version never lands under a new one: :meth:`lookup`
