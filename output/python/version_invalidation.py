@@ -445,7 +445,7 @@ class VersionedCache:
             return False, None, version
 
     def _read(self, entity: str, id: str) -> tuple[bytes, bytes | None]:
-        """``(version, stored bytes or None)``, read at one instant (see the module)."""
+        """``(version, stored bytes or None)``, read at one instant (module docstring)."""
         version_key = self._version_key(entity)
         last = self._versions.get(entity)
         if last is not None:
