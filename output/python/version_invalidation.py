@@ -19,14 +19,7 @@ instance of the class below::
     cache.increment_version("user")  # every cached user is a miss from now on
 
 Guarantees
-    - A read is one round trip, reading the version and the entry under it at one
-      instant: an ``MGET`` of the version and of the entry under the version this
-      cache read last for the entity. When the version MGET returns is that one, the
-      entry it returned is the one under the current version, read at the same
-      instant, exactly what ``GET_LUA`` returns; when it is not (the first read of an
-      entity, or the first after an increment elsewhere), ``GET_LUA`` reads both, so
-      that read takes two round trips. A script costs the server about twice what an
-      MGET does.
+    - A read is one round trip: one script reads the version and then the entry.
     - After ``increment_version`` returns, no read returns an entry written under an
       older version.
     - A value loaded under an old version never lands under a new one: ``lookup``
@@ -81,9 +74,7 @@ Wire format (every language renders this layout; ``{p}`` is the prefix, ``KEY_PR
       string. Neither is ever used as a pattern.
     - Scripts: ``GET_LUA`` (returns ``{version, bytes or nil}``) and ``SET_LUA``
       (returns the version written under, or nil when the expected version was no
-      longer current). Reads are ``MGET {p}:version:{entity}
-      {p}:{entity}:v{last version read}:{id}``, or ``GET_LUA`` when that version is
-      not current. ``get_version`` is ``GET``, ``increment_version`` is ``INCR``.
+      longer current). ``get_version`` is ``GET``, ``increment_version`` is ``INCR``.
 
 Configuration
     The options this file was generated with (listed in the header) are its defaults:
@@ -321,11 +312,7 @@ def _require_version(version: object) -> int:
 
 
 class VersionedCache:
-    """Entries keyed by their entity's version; thread-safe.
-
-    Its one piece of local state, the version last read per entity, only picks the
-    entry key a read tries first; the read checks it (see the module docstring).
-    """
+    """Entries keyed by their entity's version; thread-safe (no local state)."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = KEY_PREFIX) -> None:
         self.client = require_bytes_client(client)
@@ -333,12 +320,11 @@ class VersionedCache:
         self._serializer = get_serializer()
         self._get = client.register_script(GET_LUA)
         self._set = client.register_script(SET_LUA)
-        self._versions: dict[str, bytes] = {}  # entity -> the version last read
 
     def _version_key(self, entity: str) -> str:
         return f"{self.prefix}:version:{entity}"
 
-    def _entry_key(self, entity: str, version: int | str, id: str) -> str:
+    def _entry_key(self, entity: str, version: int, id: str) -> str:
         return f"{self.prefix}:{entity}:v{version}:{id}"
 
     def get_version(self, entity: str) -> int:
@@ -353,10 +339,7 @@ class VersionedCache:
         _require_entity(entity)
         with _outage_as_unavailable(f"incrementing the version of {entity!r}"):
             # INCR keeps the counter's TTL, which already covers every live entry.
-            version = int(self.client.incr(self._version_key(entity)))
-        # This cache's next read of the entity needs no script.
-        self._versions[entity] = b"%d" % version
-        return version
+            return int(self.client.incr(self._version_key(entity)))
 
     def lookup(self, entity: str, id: str) -> VersionedLookup:
         """Read the version and the entry under it, in one round trip."""
@@ -444,26 +427,14 @@ class VersionedCache:
                 self.client.unlink(key)
             return False, None, version
 
-    def _read(self, entity: str, id: str) -> tuple[bytes, bytes | None]:
-        """``(version, stored bytes or None)``, read at one instant (module docstring)."""
-        version_key = self._version_key(entity)
-        last = self._versions.get(entity)
-        if last is not None:
-            # MGET reads both keys at one instant: if the version is still `last`, the
-            # entry is the one under the current version. A missing counter is "0".
-            entry_key = self._entry_key(entity, last.decode("ascii"), id)
-            reply: list[Any] = self.client.mget(version_key, entry_key)
-            version, data = reply
-            if (b"0" if version is None else version) == last:
-                return last, data
-        # EVALSHA straight from the client: calling the Script object costs a read
-        # about two microseconds more (a Pipeline check through typing.Protocol, list
-        # copies). On NOSCRIPT the Script object loads the script and runs it.
-        args = (self.prefix, entity, id)
+    def _read(self, entity: str, id: str) -> list[Any]:
+        """GET_LUA: ``[version, stored bytes or None]``, read at one instant."""
+        # EVALSHA straight from the client: calling the Script object costs a hit about
+        # two microseconds more (a Pipeline check through typing.Protocol, list copies).
+        # On NOSCRIPT the Script object loads the script and runs it.
+        version_key, args = self._version_key(entity), (self.prefix, entity, id)
         try:
-            version, data = self.client.evalsha(self._get.sha, 1, version_key, *args)
+            reply: list[Any] = self.client.evalsha(self._get.sha, 1, version_key, *args)
         except redis.exceptions.NoScriptError:
-            version, data = self._get(keys=[version_key], args=args)
-        if version.isdigit():  # INCR's digits; anything else always goes to the script
-            self._versions[entity] = version
-        return version, data
+            reply = self._get(keys=[version_key], args=args)
+        return reply
