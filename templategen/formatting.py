@@ -131,7 +131,24 @@ def _run_node(
     )
 
 
-def _typescript(text: str, name: str) -> str:
+#: The check of Express output: the TypeScript check, reading JavaScript and its JSDoc.
+JAVASCRIPT_CHECK_OPTIONS = {**_TSC_CHECK_OPTIONS, "allowJs": True, "checkJs": True}
+
+
+def _prettier_then_tsc(
+    text: str,
+    name: str,
+    *,
+    kind: str,
+    check: str,
+    options: Mapping[str, object],
+    workspace: Callable[[Path, Path], None],
+) -> str:
+    """Format ``text`` with prettier, then type-check it with tsc; return it formatted.
+
+    One check for TypeScript and Express output: they differ only in the file kind
+    (ES module TypeScript, CommonJS JavaScript) and the compiler options.
+    """
     node, modules = typescript_toolchain()
     file_name = Path(name).name
     with tempfile.TemporaryDirectory(prefix="templategen-tsc-") as tmp:
@@ -148,15 +165,15 @@ def _typescript(text: str, name: str) -> str:
         if pretty.returncode != 0:
             where = _PRETTIER_ERROR.search(pretty.stderr)
             raise RenderedCodeError(
-                f"{name}: prettier cannot parse the rendered TypeScript: "
+                f"{name}: prettier cannot parse the rendered {kind}: "
                 f"{pretty.stderr.strip()}\n" + numbered(text, int(where["line"]) if where else None)
             )
         formatted = pretty.stdout
-        typescript_workspace(work, modules)
+        workspace(work, modules)
         (work / file_name).write_text(formatted, encoding="utf-8")
         config = {
             "extends": str(TYPESCRIPT_HARNESS / "tsconfig.json"),
-            "compilerOptions": {**_TSC_CHECK_OPTIONS, "rootDir": "."},
+            "compilerOptions": {**options, "rootDir": "."},
             "include": [],
             "files": [file_name],
         }
@@ -168,56 +185,34 @@ def _typescript(text: str, name: str) -> str:
         report = (tsc.stdout + tsc.stderr).strip()
         where = _TSC_ERROR.search(report)
         raise RenderedCodeError(
-            f"{name}: the rendered TypeScript does not pass tsc --strict:\n{report}\n"
+            f"{name}: the rendered {kind} does not pass {check}:\n{report}\n"
             + numbered(formatted, int(where["line"]) if where else None)
         )
     return formatted
 
 
-#: The check of Express output: the TypeScript check, reading JavaScript and its JSDoc.
-JAVASCRIPT_CHECK_OPTIONS = {**_TSC_CHECK_OPTIONS, "allowJs": True, "checkJs": True}
+def _typescript(text: str, name: str) -> str:
+    """TypeScript output: an ES module, formatted by prettier and checked by tsc --strict."""
+    return _prettier_then_tsc(
+        text,
+        name,
+        kind="TypeScript",
+        check="tsc --strict",
+        options=_TSC_CHECK_OPTIONS,
+        workspace=typescript_workspace,
+    )
 
 
 def _express(text: str, name: str) -> str:
     """Express output: CommonJS JavaScript, formatted by prettier and type-checked by tsc."""
-    node, modules = typescript_toolchain()
-    file_name = Path(name).name
-    with tempfile.TemporaryDirectory(prefix="templategen-checkjs-") as tmp:
-        work = Path(tmp)
-        pretty = _run_node(
-            node,
-            [str(modules / "prettier/bin/prettier.cjs"), "--no-config", "--no-editorconfig",
-             "--stdin-filepath", file_name],
-            text,
-            work,
-        )  # fmt: skip
-        if pretty.returncode != 0:
-            where = _PRETTIER_ERROR.search(pretty.stderr)
-            raise RenderedCodeError(
-                f"{name}: prettier cannot parse the rendered JavaScript: "
-                f"{pretty.stderr.strip()}\n" + numbered(text, int(where["line"]) if where else None)
-            )
-        formatted = pretty.stdout
-        javascript_workspace(work, modules)
-        (work / file_name).write_text(formatted, encoding="utf-8")
-        config = {
-            "extends": str(TYPESCRIPT_HARNESS / "tsconfig.json"),
-            "compilerOptions": {**JAVASCRIPT_CHECK_OPTIONS, "rootDir": "."},
-            "include": [],
-            "files": [file_name],
-        }
-        (work / "tsconfig.json").write_text(json.dumps(config), encoding="utf-8")
-        tsc = _run_node(
-            node, [str(modules / "typescript/bin/tsc"), "-p", ".", "--pretty", "false"], "", work
-        )
-    if tsc.returncode != 0:
-        report = (tsc.stdout + tsc.stderr).strip()
-        where = _TSC_ERROR.search(report)
-        raise RenderedCodeError(
-            f"{name}: the rendered JavaScript does not pass tsc --checkJs --strict:\n{report}\n"
-            + numbered(formatted, int(where["line"]) if where else None)
-        )
-    return formatted
+    return _prettier_then_tsc(
+        text,
+        name,
+        kind="JavaScript",
+        check="tsc --checkJs --strict",
+        options=JAVASCRIPT_CHECK_OPTIONS,
+        workspace=javascript_workspace,
+    )
 
 
 FORMATTERS: Mapping[str, Formatter] = {
