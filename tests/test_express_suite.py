@@ -20,6 +20,7 @@ from templategen.engine import RenderedFile, render
 from templategen.options import ResolvedOptions
 from templategen.redis_server import RedisServer
 from templategen.registry import Registry
+from templategen.suite import targets
 from templategen.suite.runner import ScenarioResult, Target, run_target
 from templategen.suite.scenarios import load_scenarios
 from templategen.suite.targets import default_options, option_sets, rendered_target
@@ -32,18 +33,7 @@ PATTERNS = [
 
 
 def given_options(pattern: str, set_name: str) -> dict[str, Any]:
-    """The options of ``set_name`` that differ from the defaults and Express offers."""
-    spec = REGISTRY.get(pattern)
-    defaults = default_options(pattern, "express")
-    given = {}
-    for name, value in option_sets(pattern, "express")[set_name].items():
-        option = spec.option(name)
-        if value == defaults.get(name):
-            continue
-        if option.type == "choice" and value not in option.choices_for("express"):
-            continue
-        given[name] = value
-    return given
+    return targets.given_options(pattern, "express", set_name)
 
 
 CASES = [

@@ -29,6 +29,7 @@ import pytest
 from templategen.engine import render
 from templategen.redis_server import RedisServer
 from templategen.registry import Registry
+from templategen.suite import targets
 from templategen.suite.driver import PROTOCOL_VERSION, DriverProcess
 from templategen.suite.gotarget import GO_HARNESS, go_environment
 from templategen.suite.runner import ScenarioResult, Target, run_target
@@ -45,14 +46,11 @@ GO_PATTERNS = [
 
 def go_option_sets(pattern: str) -> dict[str, dict[str, Any]]:
     """option_sets for Go: a choice Go does not offer falls back to Go's default."""
-    spec = REGISTRY.get(pattern)
-    sets = {}
-    for name, values in option_sets(pattern, "go").items():
-        for option in spec.options_for("go"):
-            if option.type == "choice" and values[option.name] not in option.choices_for("go"):
-                values = {**values, option.name: option.default}
-        sets[name] = values
-    return sets
+    defaults = default_options(pattern, "go")
+    return {
+        name: {**defaults, **targets.given_options(pattern, "go", name)}
+        for name in option_sets(pattern, "go")
+    }
 
 
 def given(pattern: str, values: dict[str, Any]) -> dict[str, Any]:

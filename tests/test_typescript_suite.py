@@ -18,6 +18,7 @@ import pytest
 from templategen.engine import render
 from templategen.redis_server import RedisServer
 from templategen.registry import Registry
+from templategen.suite import targets
 from templategen.suite.runner import ScenarioResult, run_target
 from templategen.suite.scenarios import load_scenarios
 from templategen.suite.targets import default_options, option_sets, rendered_target
@@ -30,18 +31,7 @@ PATTERNS = [
 
 
 def given_options(pattern: str, set_name: str) -> dict[str, Any]:
-    """The options of ``set_name`` that differ from the defaults and TypeScript offers."""
-    spec = REGISTRY.get(pattern)
-    defaults = default_options(pattern, "typescript")
-    given = {}
-    for name, value in option_sets(pattern, "typescript")[set_name].items():
-        option = spec.option(name)
-        if value == defaults.get(name):
-            continue
-        if option.type == "choice" and value not in option.choices_for("typescript"):
-            continue
-        given[name] = value
-    return given
+    return targets.given_options(pattern, "typescript", set_name)
 
 
 CASES = [

@@ -30,6 +30,7 @@ __all__ = [
     "SUITE_HMAC_ENV",
     "NoDriverError",
     "default_options",
+    "given_options",
     "option_sets",
     "reference_target",
     "rendered_target",
@@ -56,6 +57,25 @@ def option_sets(pattern: str, language: str = "python") -> dict[str, dict[str, A
     for name, overrides in load_option_sets(pattern).items():
         sets[name] = {**base, **{k: v for k, v in overrides.items() if k in base}}
     return sets
+
+
+def given_options(pattern: str, language: str, set_name: str) -> dict[str, Any]:
+    """The values of option set ``set_name`` that differ from ``language``'s defaults.
+
+    A choice the language does not offer (msgpack or pickle outside Python) is left at
+    its default, so one hostile option set serves every language.
+    """
+    spec = Registry().get(pattern)
+    defaults = default_options(pattern, language)
+    given = {}
+    for name, value in option_sets(pattern, language)[set_name].items():
+        option = spec.option(name)
+        if value == defaults.get(name):
+            continue
+        if option.type == "choice" and value not in option.choices_for(language):
+            continue
+        given[name] = value
+    return given
 
 
 def _env(options: Mapping[str, Any]) -> dict[str, str]:
