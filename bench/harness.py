@@ -37,6 +37,7 @@ __all__ = [
     "counting_pool",
     "extra_cost",
     "prewarm",
+    "recording_client",
     "time_calls",
 ]
 
@@ -151,6 +152,27 @@ class _AsyncCountingConnection(redis.asyncio.Connection):
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         self.bench_counter.sent()
         await super().send_packed_command(command, check_health)
+
+
+class _RecordingConnection(redis.Connection):
+    bench_sent: list[tuple[tuple[Any, ...], dict[str, Any]]]
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self.bench_sent.append((args, kwargs))
+        super().send_command(*args, **kwargs)
+
+
+def recording_client(url: str) -> tuple[redis.Redis, list[tuple[tuple[Any, ...], dict[str, Any]]]]:
+    """A bytes client, and the list it appends each command it sends to.
+
+    Each entry is the command's arguments and redis-py's options for it (which choose
+    the reply parser), so ``client.execute_command(*args, **options)`` sends the very
+    same request again.
+    """
+    sent: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    connection_class = type("RecordingConnection", (_RecordingConnection,), {"bench_sent": sent})
+    pool = redis.ConnectionPool.from_url(url, connection_class=connection_class)
+    return redis.Redis(connection_pool=pool), sent
 
 
 def _bound(base: type[Any], counter: RoundTrips) -> type[Any]:

@@ -1,7 +1,8 @@
 """4. Early refresh under steady load: ttl 2 s, loader 50 ms, 20 threads reading for 10 s.
 
-One key is filled by a first call (the warm-up), then 20 threads read it in a loop,
-pausing ``PAUSE`` between reads, for ``DURATION`` seconds. Counted: loader calls,
+Each contender fills its own key with a first call (the warm-up), then 20 threads per
+contender read it in a loop, pausing ``PAUSE`` between reads, for 10 seconds; the
+contenders run side by side in the same seconds. Counted per contender: loader calls,
 reads during which the reading thread itself ran the loader (it *waited on a
 loader*: a miss, or a refresh in the foreground), and round trips per hit (a read that
 did not run the loader). Refreshes in a background thread count in *background round
@@ -16,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import redis
 
 from .context import Run
 from .harness import (
@@ -49,38 +52,49 @@ class _Outcome:
     background_rt: int
 
 
-def _one(
-    get: Callable[[str, Callable[[], Any]], Any], counter: RoundTrips, duration: float
-) -> _Outcome:
-    value = json_value()
-    key = f"refresh:{uuid.uuid4().hex}"
-    local = threading.local()
-    loads_lock = threading.Lock()
-    loads = [0]
+Get = Callable[[str, Callable[[], Any]], Any]
 
-    def loader() -> Any:
-        with loads_lock:
-            loads[0] += 1
-        if getattr(local, "reading", False):
-            local.waited = True  # this read is running the loader itself
+
+class _Contender:
+    """One contender's key, loader, readers and counts in one run.
+
+    Each contender has its own client and round-trip counter, so the contenders can
+    read side by side in the same seconds and still be counted apart.
+    """
+
+    def __init__(self, get: Get, counter: RoundTrips) -> None:
+        self.get = get
+        self.counter = counter
+        self.value = json_value()
+        self.key = f"refresh:{uuid.uuid4().hex}"
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.loads = 0
+        self.totals = {"reads": 0, "waited": 0, "hit_rt": 0, "hits": 0, "rt": 0}
+        self.before = 0
+
+    def loader(self) -> Any:
+        with self.lock:
+            self.loads += 1
+        if getattr(self.local, "reading", False):
+            self.local.waited = True  # this read is running the loader itself
         time.sleep(LOADER_S)
-        return value
+        return self.value
 
-    get(key, loader)  # the warm-up: fills the key
-    loads[0] = 0
-    before, _ = counter.snapshot()
-    stop = time.monotonic() + duration
-    totals = {"reads": 0, "waited": 0, "hit_rt": 0, "hits": 0, "rt": 0}
-    totals_lock = threading.Lock()
+    def warm_up(self) -> None:
+        self.get(self.key, self.loader)  # fills the key
+        self.loads = 0
+        self.before, _ = self.counter.snapshot()
 
-    def reader() -> None:
+    def reader(self, stop: float) -> None:
         stats = CallerStats()
         CALLER.set(stats)
+        local = self.local
         reads = waited = hit_rt = hits = 0
         while time.monotonic() < stop:
             local.reading, local.waited = True, False
             sent = stats.round_trips
-            get(key, loader)
+            self.get(self.key, self.loader)
             local.reading = False
             reads += 1
             if local.waited:
@@ -89,7 +103,7 @@ def _one(
                 hits += 1
                 hit_rt += stats.round_trips - sent
             time.sleep(PAUSE)
-        with totals_lock:
+        with self.lock:
             for name, n in (
                 ("reads", reads),
                 ("waited", waited),
@@ -97,63 +111,86 @@ def _one(
                 ("hits", hits),
                 ("rt", stats.round_trips),
             ):
-                totals[name] += n
+                self.totals[name] += n
 
-    threads = [threading.Thread(target=reader) for _ in range(THREADS)]
+    def outcome(self) -> _Outcome:
+        after, _ = self.counter.snapshot()
+        return _Outcome(
+            self.totals["reads"],
+            self.totals["waited"],
+            self.loads,
+            self.totals["hit_rt"] / max(1, self.totals["hits"]),
+            after - self.before - self.totals["rt"],
+        )
+
+
+def _side_by_side(
+    contenders: dict[str, tuple[Get, RoundTrips]], duration: float
+) -> dict[str, _Outcome]:
+    """One run: every contender's THREADS readers in the same ``duration`` seconds."""
+    running = {name: _Contender(get, counter) for name, (get, counter) in contenders.items()}
+    for contender in running.values():
+        contender.warm_up()
+    stop = time.monotonic() + duration
+    threads = [
+        threading.Thread(target=contender.reader, args=(stop,))
+        for contender in running.values()
+        for _ in range(THREADS)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     time.sleep(LOADER_S * 2)  # a refresh still running in the background finishes
-    after, _ = counter.snapshot()
-    return _Outcome(
-        totals["reads"],
-        totals["waited"],
-        loads[0],
-        totals["hit_rt"] / max(1, totals["hits"]),
-        after - before - totals["rt"],
-    )
+    return {name: contender.outcome() for name, contender in running.items()}
 
 
-def _contenders(
-    run: Run, counter: RoundTrips
-) -> dict[str, Callable[[str, Callable[[], Any]], Any] | str]:
-    client = counting_client(run.url, counter)
-    prewarm(client.connection_pool, THREADS + 4)  # no connection handshake inside a read
-    found: dict[str, Callable[[str, Callable[[], Any]], Any] | str] = {}
+def _contenders(run: Run) -> dict[str, tuple[Get, RoundTrips] | str]:
+    def client() -> tuple[redis.Redis, RoundTrips]:
+        counter = RoundTrips()
+        made = counting_client(run.url, counter)
+        prewarm(made.connection_pool, THREADS + 4)  # no connection handshake inside a read
+        return made, counter
+
+    found: dict[str, tuple[Get, RoundTrips] | str] = {}
     for impl, module in run.impls.variants("early-refresh"):
         label = f"{impl} (background=True)"
         if module is None:
             found[label] = run.impls.why_missing("early-refresh")
             continue
-        cache = main_class("early-refresh", impl, module)(client, background=True)
-        found[label] = lambda key, loader, c=cache: c.get_with_refresh(key, loader, ttl=TTL)
-    textbook = TextbookEarlyRefresh(client)
+        made, counter = client()
+        cache = main_class("early-refresh", impl, module)(made, background=True)
+        found[label] = (
+            lambda key, loader, c=cache: c.get_with_refresh(key, loader, ttl=TTL),
+            counter,
+        )
+    made, counter = client()
+    textbook = TextbookEarlyRefresh(made)
     # The page's recipe takes whole seconds (SETEX, TTL), as its usage does.
-    found["textbook (linear probability)"] = lambda key, loader: textbook.get_with_refresh(
-        key, loader, ttl=int(TTL)
+    found["textbook (linear probability)"] = (
+        lambda key, loader: textbook.get_with_refresh(key, loader, ttl=int(TTL)),
+        counter,
     )
     return found
 
 
 def measure(run: Run) -> Section:
     duration = 3.0 if run.quick else 10.0
-    counter = RoundTrips()
-    contenders = _contenders(run, counter)
-    outcomes: dict[str, list[_Outcome]] = {
-        name: [] for name, c in contenders.items() if callable(c)
-    }
+    contenders = _contenders(run)
+    measured = {name: c for name, c in contenders.items() if not isinstance(c, str)}
+    outcomes: dict[str, list[_Outcome]] = {name: [] for name in measured}
     for rep in range(run.reps):
-        for name, get in contenders.items():
-            if callable(get):
-                run.log(f"{name}, repetition {rep + 1}")
-                outcomes[name].append(_one(get, counter, duration))
+        run.log(f"repetition {rep + 1}: {', '.join(measured)} side by side")
+        for name, outcome in _side_by_side(measured, duration).items():
+            outcomes[name].append(outcome)
     section = Section(
         "refresh",
         "4. Early refresh under steady load",
-        f"ttl {TTL:g} s, loader {LOADER_S * 1000:.0f} ms, {THREADS} threads reading one hot "
-        f"key for {duration:g} s with a {PAUSE * 1000:g} ms pause between reads, after a "
-        f"warm-up call that fills it; median (min–max) of {run.reps} repetitions. Targets "
+        f"ttl {TTL:g} s, loader {LOADER_S * 1000:.0f} ms, {THREADS} threads per contender "
+        f"reading its own hot key for {duration:g} s with a {PAUSE * 1000:g} ms pause "
+        "between reads, after a warm-up call that fills it. The contenders read side by "
+        "side in the same seconds, each through its own client and counters (so each "
+        f"reads less often than alone); median (min–max) of {run.reps} repetitions. Targets "
         f"(background refresh): 0 reads that wait on a loader, ≤ {MAX_LOADS} loader calls, "
         "1 round trip per hit.",
     )
@@ -162,7 +199,7 @@ def measure(run: Run) -> Section:
     def row(label: str, fn: Callable[[_Outcome], float], fmt: str | None = None) -> None:
         cells = []
         for name, c in contenders.items():
-            if not callable(c):
+            if isinstance(c, str):
                 cells.append(c)
                 continue
             summary = Summary.of(fn(o) for o in outcomes[name])
@@ -202,6 +239,6 @@ def measure(run: Run) -> Section:
             ),
         ]
     for name, c in contenders.items():
-        if not callable(c):
+        if isinstance(c, str):
             section.targets.append(Target("4. early refresh", f"all targets ({name})", c, None))
     return section
