@@ -155,30 +155,34 @@ class Worker:
         # Background threads (a watchdog, a lock's release) may still be finishing.
         time.sleep(0.02)
         after, _ = self.counter.snapshot()
-        attributed = sum(stats.round_trips for _, stats in results)
+        attributed = sum(stats.round_trips for _, _, stats in results)
         return {
             "loads": self.loads,
-            "latencies": [latency for latency, _ in results],
-            "callers": [[stats.round_trips, stats.loads] for _, stats in results],
+            "latencies": [latency for latency, _, _ in results],
+            "starts": [started for _, started, _ in results],
+            "callers": [[stats.round_trips, stats.loads] for _, _, stats in results],
             "unattributed": after - before - attributed,
         }
 
     def _thread_callers(
         self, name: str, key: str, callers: int, start_at: float
-    ) -> list[tuple[float, CallerStats]]:
+    ) -> list[tuple[float, float, CallerStats]]:
         call = self.sync[name]
         go = threading.Event()
-        results: list[tuple[float, CallerStats]] = []
+        results: list[tuple[float, float, CallerStats]] = []
         lock = threading.Lock()
 
         def caller() -> None:
             stats = CallerStats()
             CALLER.set(stats)  # this thread's own context
             go.wait()
+            # The caller's latency runs from its own call: threads woken by one Event
+            # reach their calls milliseconds apart, and that spread is the harness's.
+            called = time.monotonic()
             call(key)
-            latency = time.monotonic() - start_at
+            returned = time.monotonic()
             with lock:
-                results.append((latency, stats))
+                results.append((returned - called, called - start_at, stats))
 
         threads = [threading.Thread(target=caller, daemon=True) for _ in range(callers)]
         for thread in threads:
@@ -191,16 +195,17 @@ class Worker:
 
     async def _async_callers(
         self, name: str, key: str, callers: int, start_at: float
-    ) -> list[tuple[float, CallerStats]]:
+    ) -> list[tuple[float, float, CallerStats]]:
         call = self.aio[name]
         go = asyncio.Event()
 
-        async def caller() -> tuple[float, CallerStats]:
+        async def caller() -> tuple[float, float, CallerStats]:
             stats = CallerStats()
             CALLER.set(stats)  # this task's context, shared with the tasks it spawns
             await go.wait()
+            called = time.monotonic()
             await call(key)
-            return time.monotonic() - start_at, stats
+            return time.monotonic() - called, called - start_at, stats
 
         tasks = [asyncio.create_task(caller()) for _ in range(callers)]
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
