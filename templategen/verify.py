@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .engine import RenderedFile, render
+from .engine import RenderedFile, render_many
 from .errors import TemplategenError, ToolMissingError, UsageError
 from .languages import get_language
 from .redis_server import RedisServer, RedisServerError, find_redis_server
@@ -69,13 +69,15 @@ def select_targets(
     for name in languages:
         get_language(name)
     specs = [registry.get(name) for name in patterns] if patterns else registry.all()
-    targets = []
+    requests = []
     for spec in specs:
         wanted = list(languages) if languages else list(spec.languages)
         for language in wanted:
             if language not in spec.languages and not patterns:
                 continue
-            targets.append(render(spec.name, language, options, registry=registry))
+            requests.append((spec.name, language, options))
+    # One batch: the TypeScript and Express files share two node processes.
+    targets = render_many(requests, registry=registry)
     if not targets:
         asked = f" in {', '.join(languages)}" if languages else ""
         raise UsageError(f"nothing to verify: no pattern has a template{asked} yet")
