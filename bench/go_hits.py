@@ -352,6 +352,7 @@ def measure(run: Run) -> Section:
         _table(results, failed, missing, go_runtime, len(rendered), build_seconds, render_seconds)
     )
     section.targets += _targets(results, failed, missing)
+    section.plot["throughput (Go)"] = {f"{p} (Go)": r.ratio for p, r in results.items()}
     return section
 
 

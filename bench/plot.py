@@ -15,6 +15,11 @@ def plot(sections: list[Section], path: Path) -> bool:
     """Draw what the sections measured into ``path``; False if they hold neither figure."""
     figures = {k: v for s in sections for k, v in s.plot.items()}
     throughput: dict[str, Summary] | None = figures.get("throughput")
+    # The rendered TypeScript and Go, each against its own client's floor, join the panel.
+    for language in ("TypeScript", "Go"):
+        other = figures.get(f"throughput ({language})")
+        if other:
+            throughput = {**(throughput or {}), **other}
     stampede: dict[tuple[int, int, str], Summary] | None = figures.get("stampede")
     if not throughput and not stampede:
         return False
@@ -24,7 +29,16 @@ def plot(sections: list[Section], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     panels = [p for p in (throughput, stampede) if p]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 5.5 * len(panels)), squeeze=False)
+    heights = [max(5.5, 0.28 * len(throughput or {}) + 1.5), 5.5][: len(panels)]
+    if not throughput:
+        heights = [5.5]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(11, sum(heights)),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
     row = 0
     if throughput:
         _throughput(axes[row][0], throughput)
@@ -44,17 +58,29 @@ def _throughput(ax: Any, data: dict[str, Summary]) -> None:
         [data[n].median - data[n].low for n in names],
         [data[n].high - data[n].median for n in names],
     ]
-    colors = [
-        "tab:blue" if "(reference)" in n else "tab:cyan" if "(rendered)" in n else "tab:gray"
-        for n in names
-    ]
+    colors = [_color(n) for n in names]
     ax.barh(names, medians, xerr=errors, color=colors, capsize=3)
     ax.axvline(0.95, color="tab:red", linestyle="--", label="target 0.95× floor")
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.invert_yaxis()
-    ax.set_xlabel("hit throughput ÷ floor (median, min–max); libraries against their own floor")
+    ax.set_xlabel(
+        "hit throughput ÷ floor (median, min–max); libraries, TypeScript and Go "
+        "against their own floor"
+    )
     ax.set_title("2. Hit throughput, one caller, 1 KB JSON")
     ax.legend(loc="lower right")
+
+
+def _color(name: str) -> str:
+    for marker, color in (
+        ("(reference)", "tab:blue"),
+        ("(rendered)", "tab:cyan"),
+        ("(TypeScript)", "tab:orange"),
+        ("(Go)", "tab:green"),
+    ):
+        if marker in name:
+            return color
+    return "tab:gray"  # a library
 
 
 def _stampede(ax: Any, data: dict[tuple[int, int, str], Summary]) -> None:
