@@ -33,7 +33,10 @@
 //     never written after it. On a miss the reader puts a lease marker in the key's own
 //     slot and fills only if the marker is still there; every way of removing or
 //     overwriting the key revokes the lease.
-//   - A hit is one round trip (EVALSHA), a miss two (read-or-lease, fill).
+//   - A hit is one round trip, a miss two (read-or-lease, fill). The read is
+//     SET key marker NX PX LeaseTTL GET: the readOrLease script as one native command
+//     (Redis 7.0+), which a server that refuses it (older than 7.0, out of memory, a
+//     read-only replica) replaces with the script itself, at a second round trip.
 //   - TTL, NegativeTTL and LeaseTTL are > 0 when used: a key never lives forever.
 //   - A cache is safe for concurrent use by many goroutines.
 //
@@ -71,9 +74,11 @@
 //   - Value: compact UTF-8 JSON, written with SET ... PX (milliseconds, jittered by up
 //     to ±Jitter).
 //   - Lease marker: the byte 0xC1, "lease:" and 32 hex characters, PX LeaseTTL.
-//   - Scripts: readOrLease (every get), fillIfLeased (the fill, and the swap of
-//     undecodable bytes for a lease), releaseLease (drop our lease when nothing will be
-//     filled); byte for byte the reference's. Deletes use UNLINK.
+//   - Every get reads with SET key marker NX PX LeaseTTL GET, or the readOrLease
+//     script where that is refused: the same effect. Scripts: readOrLease,
+//     fillIfLeased (the fill, and the swap of undecodable bytes for a lease),
+//     releaseLease (drop our lease when nothing will be filled); byte for byte the
+//     reference's. Deletes use UNLINK.
 package cacheaside
 
 import (
@@ -186,7 +191,7 @@ func (cfg *CacheConfig) check() error {
 // rediser is the part of a go-redis client the cache uses: *redis.Client,
 // *redis.ClusterClient and *redis.Ring have it.
 type rediser interface {
-	redis.Scripter
+	leaseReader
 	keyScanner
 	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
 }
@@ -244,7 +249,7 @@ func (c *CacheAside[T]) get(ctx context.Context, key string, ttl time.Duration, 
 	}
 	full := c.fullKey(key)
 	token := newLeaseToken()
-	stored, err := readOrLease.Run(ctx, c.client, []string{full}, token, toMs(c.cfg.LeaseTTL)).Text()
+	stored, err := readLease(ctx, c.client, full, token, toMs(c.cfg.LeaseTTL))
 	switch {
 	case errors.Is(err, redis.Nil):
 		// The key was empty, and our lease now holds it.
@@ -575,7 +580,8 @@ const leasePrefix = "\xc1lease:"
 
 // readOrLease: KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in
 // ms. Returns the stored bytes (a value, or another reader's lease marker), or nil
-// when the key was empty and our lease now holds it.
+// when the key was empty and our lease now holds it. readLease runs it only where the
+// server refuses SET ... NX ... GET, which does the same.
 var readOrLease = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -596,7 +602,56 @@ end
 return 0
 `)
 
-// newLeaseToken returns a fresh lease marker: leasePrefix and 32 hex characters.
+// leaseReader is the part of a go-redis client readLease uses: *redis.Client,
+// *redis.ClusterClient and *redis.Ring have it.
+type leaseReader interface {
+	redis.Scripter
+	Do(ctx context.Context, args ...any) *redis.Cmd
+}
+
+// readLease reads key and, if it is empty, puts our lease marker there, atomically. It
+// returns the stored bytes (a value, or another reader's lease marker), which it
+// leaves alone, or redis.Nil when the key was empty and our lease now holds it.
+//
+// The read is one native command, SET key token NX PX leaseMs GET (Redis 7.0 takes NX
+// and GET together): readOrLease's effect at about what a GET costs the server, where
+// the script costs a third more, and that is most of a hit. A server that answers it
+// with an error reply (older than 7.0; or refusing writes: out of memory under
+// noeviction, a read-only replica, an ACL without SET) gets the script instead, which
+// on a hit only reads, so hits keep working there, at a second round trip; the
+// script's own errors are the caller's. Connection errors and timeouts are not
+// refusals: they are returned as they are, for the caller's outage handling.
+//
+// The refusal is not remembered: every read tries SET first, as the Python reference
+// does. Most refusals are passing states (memory is freed, a replica is promoted, a
+// failover reaches a newer primary, an ACL is changed), and a remembered one would
+// keep every later read of the client on the costlier script for good; remembering
+// only "too old" would mean telling it from the others by the text of the error. So a
+// server older than 7.0 pays two round trips per read. (go-redis retries a READONLY
+// reply itself, MaxRetries times with backoff, before it reaches here.)
+func readLease(ctx context.Context, client leaseReader, key, token string, leaseMs int64) (string, error) {
+	stored, err := client.Do(ctx, "SET", key, token, "NX", "PX", leaseMs, "GET").Text()
+	if !isRefusal(err) {
+		return stored, err
+	}
+	return readOrLease.Run(ctx, client, []string{key}, token, leaseMs).Text()
+}
+
+// isRefusal reports whether err is an error reply from Redis: not redis.Nil (which is
+// one in go-redis, and is the answer "empty"), and not LOADING, which means down.
+func isRefusal(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && !errors.Is(err, redis.Nil) && !redis.IsLoadingError(err)
+}
+
+// newLeaseToken returns a fresh lease marker: leasePrefix and 32 random hex characters.
+//
+// Every read makes one, hits included (SET ... NX carries it even when it writes
+// nothing). A marker must be unique, never secret: it is compared for equality, and
+// anyone who can read the key can read it. A per-process random prefix and an atomic
+// counter would be as unique and save about a tenth of a microsecond per read, well
+// under 1% of a round trip to Redis; that is not worth a second kind of token, unlike
+// the reference's and every other language's 16 random bytes.
 func newLeaseToken() string {
 	return leasePrefix + newToken()
 }
