@@ -14,11 +14,12 @@
  * `set(id, data)` upserts the row into the store (the database is the source of truth
  * and gives the row a new version), then writes it into Redis with a compare-and-set
  * that never replaces a newer version with an older one. `get(id)` reads Redis (one
- * EVALSHA on a hit); on a miss it takes a lease, reads the row from the store and fills
- * the cache only if its lease is still in the slot. `delete(id)` deletes the row (the
- * store keeps counting its versions), then writes a *tombstone* -- "no such row", at
- * the deletion's version -- through the same compare-and-set, so no older write can
- * land after it. Usage, with `db` your database behind the `Store` interface below:
+ * `SET ... NX ... GET` on a hit); on a miss that same command took a lease, and `get`
+ * reads the row from the store and fills the cache only if its lease is still in the
+ * slot. `delete(id)` deletes the row (the store keeps counting its versions), then
+ * writes a *tombstone* -- "no such row", at the deletion's version -- through the same
+ * compare-and-set, so no older write can land after it. Usage, with `db` your database
+ * behind the `Store` interface below:
  *
  *     const users = new WriteThroughCache<User>(client, db);
  *     const row = await users.set("ada", { name: "Ada" }); // { id, data, version }
@@ -97,7 +98,9 @@
  *   it.
  * - Lease marker: 0xC1 "lease:" and 32 hex characters in the value slot, `PX
  *   leaseTtl`; older than any entry. No JSON starts with 0xC1.
- * - Scripts: READ_OR_LEASE_LUA, FILL_IF_LEASED_LUA, SET_IF_NEWER_LUA and
+ * - Reads: `SET key marker NX PX leaseTtl GET`, or READ_OR_LEASE_LUA where the server
+ *   refuses that (older than Redis 7.0, out of memory, a read-only replica): the same
+ *   effect. Scripts: READ_OR_LEASE_LUA, FILL_IF_LEASED_LUA, SET_IF_NEWER_LUA and
  *   RELEASE_LEASE_LUA, byte for byte those of every other language.
  *
  * Differences from the Python rendering: versions are bigints (ints there); the store
@@ -428,7 +431,8 @@ const LEASE_PREFIX = Buffer.concat([
 
 // KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in ms.
 // Returns the stored bytes (a value, or another reader's lease marker), or nil when the
-// key was empty and our lease now holds it.
+// key was empty and our lease now holds it. `readOrLease` runs it only where the server
+// refuses SET ... NX ... GET, which does the same.
 const READ_OR_LEASE_LUA = new LuaScript(`
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -469,16 +473,45 @@ interface LeaseRead {
   readonly token: Buffer | null;
 }
 
+/**
+ * Read `key` and, if it is empty, put our lease marker there, atomically.
+ *
+ * The read is one native command, `SET key token NX PX leaseMs GET` (Redis 7.0 takes NX
+ * and GET together): READ_OR_LEASE_LUA's effect at about what a GET costs the server,
+ * where the script costs a third more, and that is most of a hit. A server that
+ * answers it with an error reply (older than 7.0; or refusing writes: out of memory
+ * under noeviction, a read-only replica, an ACL without SET) gets the script instead,
+ * which on a hit only reads, so hits keep working there, at a second round trip; the
+ * script's own errors are the caller's. A connection error or a timeout is not a
+ * refusal: it reaches the caller as it is, for its outage handling.
+ *
+ * The refusal is not remembered: every read tries SET first, as the Python reference
+ * does. Most refusals are passing states (memory is freed, a replica is promoted, a
+ * failover reaches a newer primary, an ACL is changed), and a remembered one would keep
+ * every later read on the costlier script for good; remembering only "too old" would
+ * mean telling it from the others by the text of the error. So a server older than 7.0
+ * pays two round trips per read.
+ */
 async function readOrLease(
   redis: RedisConnection,
   key: string,
   leaseMs: number,
 ): Promise<LeaseRead> {
   const token = newLeaseToken();
-  const stored = bytesOrNull(
-    await READ_OR_LEASE_LUA.run(redis, [key], [token, String(leaseMs)]),
-    "READ_OR_LEASE_LUA",
-  );
+  const ms = String(leaseMs);
+  let reply: unknown;
+  try {
+    reply = await redis.sendCommand(
+      ["SET", key, token, "NX", "PX", ms, "GET"],
+      BYTES,
+    );
+  } catch (error) {
+    if (!(error instanceof ErrorReply)) {
+      throw error;
+    }
+    reply = await READ_OR_LEASE_LUA.run(redis, [key], [token, ms]);
+  }
+  const stored = bytesOrNull(reply, "the lease read (SET ... NX ... GET)");
   if (stored === null) {
     return { value: null, token };
   }
