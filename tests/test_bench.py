@@ -110,3 +110,71 @@ def test_quick_round_trip_measurement_counts_one_per_hit(
     )
     assert hit_target.met is True
     redis.Redis.from_url(redis_server.url).flushall()
+
+
+def test_a_recorded_request_replays_as_the_very_same_command(redis_server: RedisServer) -> None:
+    """The throughput table's "request alone" sends exactly what the hit sent."""
+    from bench.harness import recording_client
+
+    client, sent = recording_client(redis_server.url)
+    client.set("bench-test:rec", b"stored")
+    sent.clear()
+    stored = client.execute_command(
+        "SET", "bench-test:rec", b"marker", b"NX", b"PX", 10_000, b"GET", get=True
+    )
+    assert stored == b"stored"
+    assert len(sent) == 1
+    args, options = sent[0]
+    assert args[0] == "SET" and options == {"get": True}
+    server = ServerCounts(redis_server.unix_socket)
+    with server.window(monitor=True) as view:
+        replayed = client.execute_command(*args, **options)
+    assert replayed == b"stored"  # the same reply parser: the value, not a bool
+    assert view.requests == 1 and view.commands == {"set": 1}
+    assert client.get("bench-test:rec") == b"stored"  # NX: a hit writes nothing
+    server.close()
+    client.close()
+
+
+@pytest.mark.parametrize("textbook", [False, True], ids=["ours", "textbook"])
+def test_the_tag_keyspace_script_writes_what_the_public_api_reads(
+    redis_server: RedisServer, textbook: bool
+) -> None:
+    from templategen.reference.tag_invalidation import TaggedCache
+
+    from bench.tags import PREFIX, _Layout
+    from bench.textbook import TextbookTaggedCache
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    _Layout(client, textbook).write("item-", "group-", 25, divisor=10)
+    _Layout(client, textbook).write("big-m", "big", 12)
+    cache = TextbookTaggedCache(client) if textbook else TaggedCache(client, prefix=PREFIX)
+    assert cache.get_tags("item-0") == {"group-0"}
+    assert cache.get_tags("item-24") == {"group-2"}
+    assert cache.get_tags("big-m11") == {"big"}
+    cache.invalidate_tags("big")
+    assert cache.get_tags("big-m3") == set()
+    assert cache.get_tags("item-13") == {"group-1"}  # other tags untouched
+    client.flushdb()
+    client.close()
+
+
+def test_early_refresh_side_by_side_keeps_every_reader_off_the_loader(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Three contenders reading at once, each counted on its own client: counts only."""
+    from bench import refresh
+    from bench.context import Run
+    from bench.implementations import Implementations
+
+    run = Run(redis_server, Implementations.load(tmp_path), tmp_path, reps=1, quick=True)
+    section = refresh.measure(run)
+    run.server_counts.close()
+    waited = next(t for t in section.targets if t.target.startswith("0 reads wait"))
+    rt = next(t for t in section.targets if t.target.startswith("1 round trip per hit"))
+    assert waited.met is True and rt.met is True
+    rows = {row[0]: row[1:] for row in section.tables[0].rows}
+    # The recipe's linear probability makes readers load: counted apart from ours.
+    assert rows["reads that waited on a loader"][-1] != "0 (0\N{EN DASH}0)"
+    redis.Redis.from_url(redis_server.url).flushall()
