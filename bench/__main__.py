@@ -31,6 +31,7 @@ MEASUREMENTS = {
     "write-behind": "write_behind",
     "tags": "tags",
     "generation": "generation",
+    "typescript": "typescript_hits",
     "go": "go_hits",
 }
 
