@@ -19,11 +19,9 @@ func openEarlyRefresh(ctx context.Context, client *redis.Client, key string, val
 	if err != nil {
 		return nil, err
 	}
-	loader := countedLoader(value, loads)
-	if _, err := cache.Get(ctx, key, loader); err != nil {
-		return nil, err
+	// Get takes options besides the loader: a closure gives it loadingGet's shape.
+	get := func(ctx context.Context, key string, load loader) (user, error) {
+		return cache.Get(ctx, key, load)
 	}
-	return func(ctx context.Context) (user, error) {
-		return cache.Get(ctx, key, loader)
-	}, nil
+	return filledByMiss(ctx, get, key, value, loads)
 }

@@ -4,22 +4,23 @@
 // bench/go_hits.py renders every pattern with its default options, puts each rendered
 // package next to these files in one module (go.mod and go.sum are the Go driver's, so
 // go-redis is the version the suite pins) and builds this program once. It then runs
-// it as one long-lived process and drives it over stdin and stdout, one JSON object per
+// it as one long-lived process and drives it over stdin and stdout (with
+// bench/_hit_programs.py, as it drives section 8's node program), one JSON object per
 // line each way:
 //
-//	{"op":"hello"}                    -> {"ok":true,"go":"go1.26.8","gomaxprocs":2,"patterns":[...]}
+//	{"op":"hello"}                    -> {"ok":{"go":"go1.26.8","gomaxprocs":2,"patterns":[...]}}
 //	{"op":"setup","pattern":"cache-aside","key":"k","floor_key":"f","value":{...}}
-//	                                  -> {"ok":true}
-//	{"op":"hits","n":20}              -> {"ok":true,"loads":0}
+//	                                  -> {"ok":{}}
+//	{"op":"hits","n":20}              -> {"ok":{"loads":0}}
 //	{"op":"paired","rounds":40,"chunk":50}
-//	                                  -> {"ok":true,"floor":[s,...],"hit":[s,...],"loads":0}
-//	{"op":"bye"}                      -> {"ok":true}, then exit
+//	                                  -> {"ok":{"floor":[s,...],"hit":[s,...],"loads":0}}
+//	{"op":"bye"}                      -> {"ok":{}}, then exit
 //
-// Any failure is {"ok":false,"error":"..."}. A process of its own, not one per call,
-// because the Python side opens a MONITOR window around exactly the hits of one "hits"
-// request: nothing else may reach the server inside it, not even a connection's
-// handshake. The timing is done here and only the chunk times cross the pipe, so the
-// pipe's cost is in no figure.
+// Any failure is {"error":"..."}. A process of its own, not one per call, because the
+// Python side opens a MONITOR window around exactly the hits of one "hits" request:
+// nothing else may reach the server inside it, not even a connection's handshake. The
+// timing is done here and only the chunk times cross the pipe, so the pipe's cost is in
+// no figure.
 package main
 
 import (
@@ -67,14 +68,6 @@ var openers = map[string]opener{}
 
 func register(pattern string, open opener) {
 	openers[pattern] = open
-}
-
-// countedLoader is a loader that returns value and counts its calls into loads.
-func countedLoader(value user, loads *atomic.Int64) func(context.Context) (user, error) {
-	return func(context.Context) (user, error) {
-		loads.Add(1)
-		return value, nil
-	}
 }
 
 type request struct {
@@ -271,14 +264,13 @@ func main() {
 	out := json.NewEncoder(os.Stdout)         // one Encode, one line, one write
 	for in.Scan() {
 		var req request
-		var answer reply
+		var result reply
 		if err = json.Unmarshal(in.Bytes(), &req); err == nil {
-			answer, err = s.handle(ctx, req)
+			result, err = s.handle(ctx, req)
 		}
+		answer := reply{"ok": result}
 		if err != nil {
-			answer = reply{"ok": false, "error": err.Error()}
-		} else {
-			answer["ok"] = true
+			answer = reply{"error": err.Error()}
 		}
 		if err := out.Encode(answer); err != nil {
 			fmt.Fprintln(os.Stderr, "gohits:", err)

@@ -18,11 +18,5 @@ func openStampedeLock(ctx context.Context, client *redis.Client, key string, val
 	if err != nil {
 		return nil, err
 	}
-	loader := countedLoader(value, loads)
-	if _, err := cache.Get(ctx, key, loader); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (user, error) {
-		return cache.Get(ctx, key, loader)
-	}, nil
+	return filledByMiss(ctx, cache.Get, key, value, loads)
 }

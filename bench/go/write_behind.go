@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -49,14 +48,6 @@ func openWriteBehind(ctx context.Context, client *redis.Client, key string, valu
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cache.Set(ctx, key, value); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (user, error) {
-		row, found, err := cache.Get(ctx, key)
-		if err == nil && !found {
-			err = errors.New("write-behind: the row written is not found")
-		}
-		return row.Data, err
-	}, nil
+	data := func(row writebehind.Row[user]) user { return row.Data }
+	return filledBySet(ctx, "write-behind", cache, data, key, value)
 }

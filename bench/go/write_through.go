@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -32,14 +31,6 @@ func openWriteThrough(ctx context.Context, client *redis.Client, key string, val
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cache.Set(ctx, key, value); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (user, error) {
-		row, found, err := cache.Get(ctx, key)
-		if err == nil && !found {
-			err = errors.New("write-through: the row written is not found")
-		}
-		return row.Data, err
-	}, nil
+	data := func(row writethrough.Row[user]) user { return row.Data }
+	return filledBySet(ctx, "write-through", cache, data, key, value)
 }

@@ -40,3 +40,44 @@ export type CreateHitPath = (
   value: unknown,
   loads: Loads,
 ) => HitPath;
+
+/** A loader that returns `value` and counts its calls into `loads`. */
+export function countedLoader(value: unknown, loads: Loads): () => unknown {
+  return () => {
+    loads.count += 1;
+    return value;
+  };
+}
+
+/**
+ * `store` (a rendered in-memory store standing for the database) with its reads counted
+ * into `loads`: a hit reads Redis only.
+ */
+export function countingReads<S extends { get(id: string): Promise<unknown> }>(
+  store: S,
+  loads: Loads,
+): S {
+  const read = store.get.bind(store);
+  return Object.assign(store, {
+    get: async (id: string) => {
+      loads.count += 1;
+      return await read(id);
+    },
+  });
+}
+
+/** A rendered cache of rows (write-through, write-behind): `set` writes, `get` reads. */
+interface RowCache {
+  set(id: string, data: unknown): Promise<unknown>;
+  get(id: string): Promise<{ data: unknown } | null>;
+}
+
+/** The hit path of a cache of rows: filled by its own write, a hit answers the data. */
+export function rowHitPath(cache: RowCache, value: unknown): HitPath {
+  return {
+    fill: async (key) => {
+      await cache.set(key, value);
+    },
+    hit: async (key) => (await cache.get(key))?.data,
+  };
+}

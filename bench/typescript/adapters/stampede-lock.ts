@@ -1,23 +1,16 @@
 // stampede-lock: cacheWithLock(key, loader) on a key its first call loaded (a miss
 // under the lock fills it).
 
-import type { Client, HitPath, Loads } from "../hit-path.js";
+import { countedLoader, type CreateHitPath } from "../hit-path.js";
 import { StampedeLockCache } from "../rendered/stampedeLock.js";
 
-export function createHitPath(
-  client: Client,
-  value: unknown,
-  loads: Loads,
-): HitPath {
+export const createHitPath: CreateHitPath = (client, value, loads) => {
   const cache = new StampedeLockCache(client);
-  const loader = (): unknown => {
-    loads.count += 1;
-    return value;
-  };
+  const loader = countedLoader(value, loads);
   return {
     fill: async (key) => {
       await cache.cacheWithLock(key, loader);
     },
     hit: (key) => cache.cacheWithLock(key, loader),
   };
-}
+};
