@@ -175,6 +175,7 @@ class Language:
 
     def unmeasured(self, section: Section, reason: str, met: bool | None) -> Section:
         """``section`` with both targets not measured, for ``reason``."""
+        section.about += f" Not measured in this run: {reason}"
         section.targets += self.both_targets(reason, met)
         return section
 

@@ -186,7 +186,9 @@ def measure(run: Run) -> Section:
     render_seconds = time.perf_counter() - started
     if not rendered:
         reason = "; ".join(f"{p}: {w}" for p, w in missing.items())
-        return LANGUAGE.unmeasured(section, reason, None)
+        # A template that fails to render is the code's fault, not the machine's.
+        failed = any(w.startswith("render failed") for w in missing.values())
+        return LANGUAGE.unmeasured(section, reason, False if failed else None)
     folder = run.workdir / "go-hits"
     _lay_out(folder, rendered)
     run.log(f"go build of {len(rendered)} rendered packages")

@@ -174,21 +174,21 @@ def measure(run: Run) -> Section:
     try:
         node, modules = typescript_toolchain()
     except ToolMissingError as exc:
-        return _unmeasured(section, str(exc), None)
+        return LANGUAGE.unmeasured(section, str(exc), None)
     started = time.perf_counter()
     rendered, missing, failed = _render(REDIS_PATTERNS)
     render_seconds = time.perf_counter() - started
     if not rendered:
         reasons = "; ".join(f"{p}: {why}" for p, why in {**missing, **failed}.items())
         # A template that fails to render is the code's fault, not the machine's.
-        return _unmeasured(section, reasons, False if failed else None)
+        return LANGUAGE.unmeasured(section, reasons, False if failed else None)
     folder = run.workdir / "typescript-hits"
     _lay_out(folder, rendered, modules)
     run.log(f"tsc of the bench program and {len(rendered)} rendered modules")
     try:
         compile_seconds = _compile(node, modules, folder)
     except Unmeasured as exc:
-        return _unmeasured(section, str(exc), exc.met)
+        return LANGUAGE.unmeasured(section, str(exc), exc.met)
 
     program = _NodeProgram(node, folder)
     measured = LANGUAGE.measure(run, program, rendered, failed)
@@ -208,8 +208,3 @@ def measure(run: Run) -> Section:
         f"the floor ran {WARMUP} times before anything was timed, so V8 had optimised both.",
     ]
     return LANGUAGE.finish(section, measured, missing, notes)
-
-
-def _unmeasured(section: Section, reason: str, met: bool | None) -> Section:
-    section.about += f" Not measured in this run: {reason}"
-    return LANGUAGE.unmeasured(section, reason, met)
