@@ -166,7 +166,15 @@ class _NodeCheck:
         """The tsconfig.json that checks ``file_name`` alone, in its own folder."""
         config = {
             "extends": str(TYPESCRIPT_HARNESS / "tsconfig.json"),
-            "compilerOptions": {**self.options, "rootDir": "."},
+            # outDir and the build info here, not where the base config says: tsc --build
+            # writes its .tsbuildinfo even with noEmit, and the base's "out" is inside the
+            # installed package (read-only, and shared by every check at once).
+            "compilerOptions": {
+                **self.options,
+                "rootDir": ".",
+                "outDir": "out",
+                "tsBuildInfoFile": "out/tsconfig.tsbuildinfo",
+            },
             "include": [],
             "files": [file_name],
         }

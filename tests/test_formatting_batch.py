@@ -167,3 +167,22 @@ def test_the_first_file_in_order_that_fails_is_the_error_raised(tmp_path) -> Non
     late_option = [requests[1], ("fine-ts", "typescript", {"label": 5})]
     with pytest.raises(RenderedCodeError, match=r"^typescript/broken\.ts: the rendered"):
         render_many(late_option, registry=registry)
+
+
+def _harness_files() -> dict[str, int]:
+    from templategen.formatting import TYPESCRIPT_HARNESS
+
+    return {
+        str(path.relative_to(TYPESCRIPT_HARNESS)): path.stat().st_mtime_ns
+        for path in TYPESCRIPT_HARNESS.rglob("*")
+        if "node_modules" not in path.parts and path.is_file()
+    }
+
+
+def test_checking_writes_nothing_inside_the_package() -> None:
+    """tsc --build writes build info even with noEmit; it must land in the temp folder,
+    not in the installed package's toolchain folder (read-only, shared by every check)."""
+    before = _harness_files()
+    render_many([("cache-aside", "typescript", {}), ("cache-aside", "express", {})])
+    render("stampede-lock", "typescript")  # the per-file check, too
+    assert _harness_files() == before
