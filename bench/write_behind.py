@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import threading
@@ -74,16 +75,16 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
 class _Bench:
     def __init__(self, run: Run) -> None:
         self.run = run
-        self.n = 0
+        # next() on a count is atomic: threads measuring side by side never share a
+        # store file or a key prefix (and so a stream, whose flusher would take both).
+        self._numbers = itertools.count(1)
 
     def store(self) -> CountingStore:
-        self.n += 1
-        return CountingStore(self.run.workdir / f"wb-{self.n}.db")
+        return CountingStore(self.run.workdir / f"wb-{next(self._numbers)}.db")
 
     def cache(self, impl: str, module: Any, client: redis.Redis, store: CountingStore) -> Any:
-        self.n += 1
         cls = main_class("write-behind", impl, module)
-        return cls(client, store, prefix=f"wb{self.n}")
+        return cls(client, store, prefix=f"wb{next(self._numbers)}")
 
 
 def _writes_ratio(bench: _Bench, impl: str, module: Any, chunk: int, rounds: int) -> float:
