@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from templategen.engine import RenderedFile
 from templategen.gotools import INSTALL_GO
 from templategen.registry import Registry
-from templategen.suite.gotarget import GO_HARNESS, go_environment
+from templategen.suite.gotarget import GO_HARNESS, NOT_DOWNLOADED, run_go
 
 from ._hit_programs import Language, Program, Unmeasured
 from .context import Run
@@ -58,7 +57,6 @@ GO_FALLBACK = Path("/usr/local/go/bin/go")
 # A build that wanted a module missing from the module cache (GOPROXY=off forbids the
 # download), or a toolchain older than go.mod's go line: the machine's setup, not the
 # code, so the section is "not measured" rather than failed.
-_NOT_DOWNLOADED = ("GOPROXY=off", "module lookup disabled", "missing go.sum entry")
 _TOO_OLD = re.compile(r"requires go >= \S+")
 
 
@@ -114,21 +112,12 @@ def _build(go: str, folder: Path) -> tuple[Path, float]:
     """``go build`` in ``folder``: the binary and the build's seconds."""
     binary = folder / ("gohits.exe" if os.name == "nt" else "gohits")
     started = time.perf_counter()
-    out = subprocess.run(
-        [go, "build", "-o", binary.name, "."],
-        cwd=folder,
-        env=go_environment(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        check=False,
-    )
+    out = run_go(go, ["build", "-o", binary.name, "."], folder)
     seconds = time.perf_counter() - started
     if out.returncode == 0:
         return binary, seconds
     report = (out.stdout + out.stderr).strip()
-    if any(sign in report for sign in _NOT_DOWNLOADED):
+    if any(sign in report for sign in NOT_DOWNLOADED):
         raise Unmeasured(
             "the Go modules are not in the module cache: run `go mod download` in "
             f"{GO_HARNESS} once (.ci/run does)",

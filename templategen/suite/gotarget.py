@@ -47,9 +47,9 @@ __all__ = [
 GO_HARNESS = Path(__file__).parent.parent / "drivers" / "go"
 
 _MODULE = re.compile(r"^module\s+(\S+)\s*$", re.M)
-# Signs that a build wanted a module that is not in the cache (GOPROXY=off forbids
-# fetching it).
-_NOT_DOWNLOADED = ("GOPROXY=off", "module lookup disabled", "missing go.sum entry")
+#: Signs that a build wanted a module that is not in the cache (GOPROXY=off forbids
+#: fetching it).
+NOT_DOWNLOADED = ("GOPROXY=off", "module lookup disabled", "missing go.sum entry")
 
 
 def _harness_template(kind: str, pattern: str) -> Path:
@@ -116,7 +116,8 @@ def _render_harness_template(kind: str, rendered: RenderedFile, registry: Regist
     return gofmt(text, f"{name}/go.go.j2 (rendered)")
 
 
-def _go(go: str, args: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+def run_go(go: str, args: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+    """``go ARGS`` in ``folder`` with the strict, offline environment (go_environment)."""
     return subprocess.run(
         [go, *args],
         cwd=folder,
@@ -131,7 +132,7 @@ def _go(go: str, args: list[str], folder: Path) -> subprocess.CompletedProcess[s
 
 def _failed(step: str, out: subprocess.CompletedProcess[str], source: str, path: str) -> Exception:
     report = (out.stdout + out.stderr).strip()
-    if any(sign in report for sign in _NOT_DOWNLOADED):
+    if any(sign in report for sign in NOT_DOWNLOADED):
         return ToolMissingError(
             f"the Go modules the suite builds with are not downloaded; run "
             f"`go mod download` in {GO_HARNESS} once (it fetches what go.sum pins):\n{report}"
@@ -166,11 +167,11 @@ def build_go_driver(rendered: RenderedFile, workdir: Path) -> Path:
         # Vetted with the rest; tests/test_go_suite.py runs them with go test.
         (source.parent / "example_test.go").write_text(examples, encoding="utf-8")
     shown = str(package / rendered.path.name)
-    vet = _go(go, ["vet", "./..."], folder)
+    vet = run_go(go, ["vet", "./..."], folder)
     if vet.returncode != 0:
         raise _failed("vet", vet, rendered.text, shown)
     binary = folder / ("driver.exe" if os.name == "nt" else "driver")
-    build = _go(go, ["build", "-o", binary.name, "."], folder)
+    build = run_go(go, ["build", "-o", binary.name, "."], folder)
     if build.returncode != 0:
         raise _failed("build", build, rendered.text, shown)
     return binary
