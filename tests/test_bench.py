@@ -7,7 +7,9 @@ tests put the checkout on sys.path.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -90,17 +92,25 @@ def test_the_results_writer_puts_targets_and_tables_in_the_file() -> None:
     assert "## Not measured" in text and "- TypeScript: none yet" in text
 
 
+def _quick(measure: Callable[[Any], Section], redis_server: RedisServer, tmp_path: Path) -> Section:
+    """One quick repetition of a bench measurement against the test server."""
+    from bench.context import Run
+    from bench.implementations import Implementations
+
+    run = Run(redis_server, Implementations.load(tmp_path), tmp_path, reps=1, quick=True)
+    try:
+        return measure(run)
+    finally:
+        run.server_counts.close()
+
+
 def test_quick_round_trip_measurement_counts_one_per_hit(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """The real measurement, one repetition, against the test server: counts only."""
     from bench import roundtrips
-    from bench.context import Run
-    from bench.implementations import Implementations
 
-    run = Run(redis_server, Implementations.load(tmp_path), tmp_path, reps=1, quick=True)
-    section = roundtrips.measure(run)
-    run.server_counts.close()
+    section = _quick(roundtrips.measure, redis_server, tmp_path)
     table = section.tables[0]
     hits = [row for row in table.rows if row[1] == "hit"]
     assert len(hits) == 7  # every pattern that talks to Redis
@@ -119,7 +129,7 @@ def test_a_recorded_request_replays_as_the_very_same_command(redis_server: Redis
     client, sent = recording_client(redis_server.url)
     client.set("bench-test:rec", b"stored")
     sent.clear()
-    stored = client.execute_command(
+    stored = client.execute_command(  # type: ignore[no-untyped-call]
         "SET", "bench-test:rec", b"marker", b"NX", b"PX", 10_000, b"GET", get=True
     )
     assert stored == b"stored"
@@ -128,7 +138,7 @@ def test_a_recorded_request_replays_as_the_very_same_command(redis_server: Redis
     assert args[0] == "SET" and options == {"get": True}
     server = ServerCounts(redis_server.unix_socket)
     with server.window(monitor=True) as view:
-        replayed = client.execute_command(*args, **options)
+        replayed = client.execute_command(*args, **options)  # type: ignore[no-untyped-call]
     assert replayed == b"stored"  # the same reply parser: the value, not a bool
     assert view.requests == 1 and view.commands == {"set": 1}
     assert client.get("bench-test:rec") == b"stored"  # NX: a hit writes nothing
@@ -165,12 +175,8 @@ def test_early_refresh_side_by_side_keeps_every_reader_off_the_loader(
 ) -> None:
     """Three contenders reading at once, each counted on its own client: counts only."""
     from bench import refresh
-    from bench.context import Run
-    from bench.implementations import Implementations
 
-    run = Run(redis_server, Implementations.load(tmp_path), tmp_path, reps=1, quick=True)
-    section = refresh.measure(run)
-    run.server_counts.close()
+    section = _quick(refresh.measure, redis_server, tmp_path)
     waited = next(t for t in section.targets if t.target.startswith("0 reads wait"))
     rt = next(t for t in section.targets if t.target.startswith("1 round trip per hit"))
     assert waited.met is True and rt.met is True
