@@ -183,8 +183,14 @@ class _NodeCheck:
 
 def _prettier_args(modules: Path) -> list[str]:
     # --no-config: the output must not depend on a .prettierrc that happens to sit above
-    # the temp folder (or above the user's checkout).
-    return [str(modules / "prettier/bin/prettier.cjs"), "--no-config", "--no-editorconfig"]
+    # the temp folder (or above the user's checkout). --no-color: the batch reads the
+    # names prettier prints, and with CI set (or FORCE_COLOR) it colours them.
+    return [
+        str(modules / "prettier/bin/prettier.cjs"),
+        "--no-config",
+        "--no-editorconfig",
+        "--no-color",
+    ]
 
 
 def _tsc_args(modules: Path, mode: str, *projects: str) -> list[str]:

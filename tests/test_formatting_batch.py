@@ -186,3 +186,18 @@ def test_checking_writes_nothing_inside_the_package() -> None:
     render_many([("cache-aside", "typescript", {}), ("cache-aside", "express", {})])
     render("stampede-lock", "typescript")  # the per-file check, too
     assert _harness_files() == before
+
+
+@pytest.mark.parametrize("env", ["CI", "FORCE_COLOR"])
+def test_the_batch_reads_prettier_alike_where_a_ci_or_colour_setting_would_colour_it(
+    env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CI or FORCE_COLOR set, prettier colours the names it prints; the batch reads
+    those names, so it must ask for none, or it vouches for nothing."""
+    monkeypatch.setenv(env, "1")
+    unchanged = ("typescript", "export const a = 1;\n", "typescript/a.ts")
+    reformatted = ("express", '"use strict";\nmodule.exports = {c: 3}\n', "express/c.js")
+    assert check_node_batch([unchanged, reformatted]) == [
+        unchanged[1],
+        '"use strict";\nmodule.exports = { c: 3 };\n',
+    ]
