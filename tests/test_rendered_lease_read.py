@@ -1,18 +1,20 @@
-"""The rendered Go and TypeScript read with one SET ... NX ... GET, the script where refused.
+"""The rendered Go, TypeScript and Express read with one SET ... NX ... GET, the script
+where refused.
 
-Cache-aside and write-through read a key as the Python reference does
-(``tests/test_cache_aside.py``, ``tests/test_write_through.py``): one native command,
-``SET key marker NX PX lease_ms GET``, which on a hit returns the value and writes
-nothing; where Redis answers that command with an error reply, READ_OR_LEASE_LUA does the
-same in a second round trip, on every read (the refusal is not remembered). Each test
-drives the rendered file through its behaviour-suite driver on a redis-server of its own,
-so what that server ran is the rendering's traffic alone: MONITOR shows the commands
-with their arguments, INFO commandstats the refused ones (MONITOR never sees those).
+Cache-aside and write-through (Express renders cache-aside only) read a key as the
+Python reference does (``tests/test_cache_aside.py``, ``tests/test_write_through.py``):
+one native command, ``SET key marker NX PX lease_ms GET``, which on a hit returns the
+value and writes nothing; where Redis answers that command with an error reply,
+READ_OR_LEASE_LUA does the same in a second round trip, on every read (the refusal is not
+remembered). Each test drives the rendered file through its behaviour-suite driver on a
+redis-server of its own, so what that server ran is the rendering's traffic alone:
+MONITOR shows the commands with their arguments, INFO commandstats the refused ones
+(MONITOR never sees those).
 
 To refuse the command without a test double, the server runs out of memory under
 ``noeviction`` (``maxmemory 1``): it then refuses SET, even a SET ... NX ... GET of a key
 that exists, but still runs a script that only reads. Building needs Go and node, as the
-Go and TypeScript suites do.
+Go, TypeScript and Express suites do.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ CASES = [
     pytest.param(language, pattern, id=f"{language}-{pattern}")
     for language in LANGUAGES
     for pattern in PATTERNS
-]
+] + [pytest.param("express", "cache-aside", id="express-cache-aside")]  # no other in Express
 
 # How MONITOR shows a lease marker: the byte 0xC1 escaped, then "lease:" and the token.
 MARKER = re.compile(r"\\xc1lease:[0-9a-f]{32}")
@@ -221,7 +223,7 @@ def test_a_server_refusing_set_get_still_serves_hits_through_the_script(
         assert cache.request("hello", {})["loader_calls"] == 0
 
 
-@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("language", [*LANGUAGES, "express"])
 def test_a_cache_aside_miss_while_redis_refuses_writes_returns_the_refusal_before_loading(
     drive: Callable[[str, str], Driven], admin: redis.Redis, language: str
 ) -> None:

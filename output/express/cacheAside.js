@@ -64,15 +64,18 @@
  *   its key) is never stored *after* it. On a miss the middleware puts a lease marker
  *   in the key's slot and stores the response only if the marker is still there, as
  *   `get` does for values.
- * - A hit is one round trip (EVALSHA) and runs no route; it replays the stored status,
- *   headers and body (through `res.send`, so Express's own ETag and freshness apply to
- *   it as to the route's response).
+ * - A hit is one round trip (`SET ... NX ... GET`, as for `get` below) and runs no
+ *   route; it replays the stored status, headers and body (through `res.send`, so
+ *   Express's own ETag and freshness apply to it as to the route's response).
  * Guarantees of the cache (`get`, `set`, `delete`, `deletePattern`, `wrap`)
  * - A miss is Redis answering nil. Cached 0, "", [], false and {} are hits, and so is
  *   a cached null when negative caching is on (`negativeTtl`).
  * - No stale set, by the same lease: a value loaded before a `delete`, `set` or
  *   `deletePattern` of its key is never written after it.
- * - A hit is one round trip (EVALSHA), a miss two (read-or-lease, fill).
+ * - A hit is one round trip, a miss two (read-or-lease, fill). The read is `SET key
+ *   marker NX PX leaseTtl GET`: READ_OR_LEASE_LUA as one native command (Redis 7.0+),
+ *   which a server that refuses it (older than 7.0, out of memory, a read-only replica)
+ *   replaces with the script itself, at a second round trip.
  * - `ttl`, `negativeTtl` and `leaseTtl` are always > 0: a key never lives forever.
  * - What a hit returns is what was stored: values are plain JSON data, and anything
  *   else (NaN, a Map, a Date, a class instance) is refused with SerializationError.
@@ -115,8 +118,10 @@
  *   Content-Length, Date, Connection, Keep-Alive, Transfer-Encoding and Express's own
  *   ETag).
  * - Lease marker: 0xC1 "lease:" and 32 hex characters in the value slot, `PX leaseTtl`.
- * - Scripts: READ_OR_LEASE_LUA (every get), FILL_IF_LEASED_LUA (the fill, and the swap
- *   of undecodable bytes for a lease), RELEASE_LEASE_LUA. Deletes use UNLINK.
+ * - Every get reads with `SET key marker NX PX leaseTtl GET`, or READ_OR_LEASE_LUA
+ *   where that is refused: the same effect. Scripts: READ_OR_LEASE_LUA,
+ *   FILL_IF_LEASED_LUA (the fill, and the swap of undecodable bytes for a lease),
+ *   RELEASE_LEASE_LUA. Deletes use UNLINK.
  */
 
 "use strict";
@@ -606,7 +611,8 @@ const LEASE_PREFIX = Buffer.concat([
 
 // KEYS[1] = key; ARGV[1] = our lease marker, ARGV[2] = lease expiry in ms.
 // Returns the stored bytes (a value, or another reader's lease marker), or nil when the
-// key was empty and our lease now holds it.
+// key was empty and our lease now holds it. `readOrLease` runs it only where the server
+// refuses SET ... NX ... GET, which does the same.
 const READ_OR_LEASE_LUA = new LuaScript(`
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -652,6 +658,23 @@ function isLease(data) {
  */
 
 /**
+ * Read `key` and, if it is empty, put our lease marker there, atomically.
+ *
+ * The read is one native command, `SET key token NX PX leaseMs GET` (Redis 7.0 takes NX
+ * and GET together): READ_OR_LEASE_LUA's effect at about what a GET costs the server,
+ * where the script costs a third more, and that is most of a hit. A server that
+ * answers it with an error reply (older than 7.0; or refusing writes: out of memory
+ * under noeviction, a read-only replica, an ACL without SET) gets the script instead,
+ * which on a hit only reads, so hits keep working there, at a second round trip; the
+ * script's own errors are the caller's. A connection error or a timeout is not a
+ * refusal: it reaches the caller as it is, for its outage handling.
+ *
+ * The refusal is not remembered: every read tries SET first, as the Python reference
+ * does. Most refusals are passing states (memory is freed, a replica is promoted, a
+ * failover reaches a newer primary, an ACL is changed), and a remembered one would keep
+ * every later read on the costlier script for good; remembering only "too old" would
+ * mean telling it from the others by the text of the error. So a server older than 7.0
+ * pays two round trips per read.
  * @param {RedisConnection} redis
  * @param {string} key
  * @param {number} leaseMs
@@ -659,10 +682,21 @@ function isLease(data) {
  */
 async function readOrLease(redis, key, leaseMs) {
   const token = newLeaseToken();
-  const stored = bytesOrNull(
-    await READ_OR_LEASE_LUA.run(redis, [key], [token, String(leaseMs)]),
-    "READ_OR_LEASE_LUA",
-  );
+  const ms = String(leaseMs);
+  /** @type {unknown} */
+  let reply;
+  try {
+    reply = await redis.sendCommand(
+      ["SET", key, token, "NX", "PX", ms, "GET"],
+      BYTES,
+    );
+  } catch (error) {
+    if (!(error instanceof ErrorReply)) {
+      throw error;
+    }
+    reply = await READ_OR_LEASE_LUA.run(redis, [key], [token, ms]);
+  }
+  const stored = bytesOrNull(reply, "the lease read (SET ... NX ... GET)");
   if (stored === null) {
     return { value: null, token };
   }
